@@ -1,0 +1,285 @@
+//! Validated, defaults-filled configs. These are what the rest of the tool
+//! reads, and what a run directory freezes as its `config.toml` (serialised
+//! back into the pipeline form, so the frozen file is itself a valid config).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+/// One run: a named pipeline of one or more stages, run in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub name: String,
+    /// Other runs (by name) this run waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    pub stage: Vec<StageSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSpec {
+    pub name: String,
+    pub kind: StageKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<InitFrom>,
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    pub train: TrainSpec,
+}
+
+impl StageSpec {
+    /// Names of the classes this stage's data set holds, in label order.
+    pub fn class_names(&self) -> Vec<String> {
+        self.data.class_names()
+    }
+}
+
+/// Defines a closed set of names that parse from and print as strings.
+macro_rules! choice_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every accepted spelling, in documentation order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+            /// What the value is called in error messages.
+            pub const WHAT: &'static str = $what;
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice_enum!(
+    /// What a stage does.
+    StageKind, "stage kind" {
+        Gan => "gan",
+        Classifier => "classifier",
+    }
+);
+
+choice_enum!(
+    /// GAN architectures.
+    GanArch, "gan arch" {
+        MuAcgan => "mu-acgan",
+        Acgan => "acgan",
+    }
+);
+
+choice_enum!(
+    /// Classifier architectures: the paper's multi-scale model, its backbones
+    /// alone, its comparison models, and a small CNN for quick checks.
+    ClassifierArch, "classifier arch" {
+        Multiscale => "multiscale",
+        Densenet121 => "densenet121",
+        Vgg16 => "vgg16",
+        Resnext50 => "resnext50_32x4d",
+        Resnet34 => "resnet34",
+        MobilenetV3Large => "mobilenet_v3_large",
+        InceptionV3 => "inception_v3",
+        EfficientnetB0 => "efficientnet_b0",
+        SmallCnn => "small-cnn",
+    }
+);
+
+choice_enum!(
+    /// Optimizers.
+    OptimizerKind, "optimizer" {
+        Radam => "radam",
+        Adam => "adam",
+        Sgd => "sgd",
+    }
+);
+
+choice_enum!(
+    /// Where images come from.
+    DataSource, "data source" {
+        PhantomBone => "phantom-bone",
+        PhantomChest => "phantom-chest",
+        Folder => "folder",
+    }
+);
+
+/// The classes of the synthetic bone-scan phantom (the paper's three).
+pub const BONE_CLASSES: [&str; 3] = ["healthy", "metastasis", "benign"];
+/// The classes of the synthetic chest X-ray phantom (the COVID-19 Radiography
+/// Database's four folders).
+pub const CHEST_CLASSES: [&str; 4] = ["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub source: DataSource,
+    /// Folder of class subfolders (`source = "folder"`), resolved to an
+    /// absolute path when validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// Class names in label order; empty means the source's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// `[height, width]` in pixels.
+    pub image_size: [usize; 2],
+    /// Phantom images per class.
+    pub per_class: usize,
+    /// Fraction of each class held out for testing.
+    pub test_fraction: f64,
+    pub split_seed: u64,
+}
+
+impl DataSpec {
+    pub fn class_names(&self) -> Vec<String> {
+        if !self.classes.is_empty() {
+            return self.classes.clone();
+        }
+        let builtin: &[&str] = match self.source {
+            DataSource::PhantomBone => &BONE_CLASSES,
+            DataSource::PhantomChest => &CHEST_CLASSES,
+            DataSource::Folder => &[],
+        };
+        builtin.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// `gan`: one of [`GanArch`]; `classifier`: one of [`ClassifierArch`].
+    pub arch: String,
+    pub latent_dim: usize,
+    pub base_channels: usize,
+}
+
+impl ModelSpec {
+    pub fn gan_arch(&self) -> Option<GanArch> {
+        GanArch::parse(&self.arch)
+    }
+    pub fn classifier_arch(&self) -> Option<ClassifierArch> {
+        ClassifierArch::parse(&self.arch)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub betas: [f64; 2],
+    pub weight_decay: f64,
+    pub seed: u64,
+    pub device: DeviceChoice,
+    /// Write a checkpoint every this many epochs (and at the end).
+    pub checkpoint_every: usize,
+    /// Also write one when this many minutes passed since the last, mid-epoch
+    /// if need be; 0 turns the timer off.
+    pub checkpoint_minutes: f64,
+    /// Emit a step event every this many steps.
+    pub log_every: usize,
+}
+
+/// Where a stage's weights start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitFrom {
+    /// The final weights of another stage of this pipeline, or of the latest
+    /// finished run with that name.
+    Run(String),
+    /// A checkpoint directory or safetensors file.
+    Path(PathBuf),
+}
+
+impl fmt::Display for InitFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitFrom::Run(name) => write!(f, "run:{name}"),
+            InitFrom::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl InitFrom {
+    pub fn parse(text: &str) -> Self {
+        match text.strip_prefix("run:") {
+            Some(name) => InitFrom::Run(name.to_string()),
+            None => InitFrom::Path(PathBuf::from(text)),
+        }
+    }
+}
+
+impl Serialize for InitFrom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for InitFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(InitFrom::parse(&String::deserialize(d)?))
+    }
+}
+
+/// `auto` (CUDA when present), `cpu`, or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(Self::Auto),
+            "cpu" => Some(Self::Cpu),
+            "cuda" => Some(Self::Cuda(0)),
+            _ => text
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl Serialize for DeviceChoice {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown device '{text}'")))
+    }
+}

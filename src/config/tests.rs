@@ -1,0 +1,91 @@
+use super::*;
+
+fn parse(text: &str) -> Result<RunSpec, Vec<ConfigError>> {
+    parse_config("t.toml", text, Path::new("/p"), "t", &KnownRuns::default())
+}
+
+fn first_error(text: &str) -> String {
+    match parse(text) {
+        Ok(spec) => panic!("expected an error, got {spec:?}"),
+        Err(errs) => errs[0].to_string(),
+    }
+}
+
+#[test]
+fn single_stage_gets_the_paper_defaults() {
+    let spec = parse("kind = \"gan\"\n").expect("valid");
+    assert_eq!(spec.name, "t");
+    let stage = &spec.stage[0];
+    assert_eq!(stage.model.arch, "mu-acgan");
+    assert_eq!(stage.train.lr, 2e-4);
+    assert_eq!(stage.train.batch_size, 2);
+    assert_eq!(stage.train.betas, [0.5, 0.999]);
+    assert_eq!(stage.train.optimizer, OptimizerKind::Radam);
+    let classifier = parse("kind = \"classifier\"\n").expect("valid");
+    assert_eq!(classifier.stage[0].train.batch_size, 4);
+    assert_eq!(classifier.stage[0].train.betas, [0.9, 0.999]);
+}
+
+#[test]
+fn frozen_config_parses_back_to_the_same_spec() {
+    let text = r#"
+name = "pipe"
+[[stage]]
+name = "pre"
+kind = "gan"
+model = { arch = "acgan" }
+data = { source = "phantom-chest", image_size = [32, 32] }
+[[stage]]
+name = "fine"
+kind = "gan"
+after = ["pre"]
+init_from = "run:pre"
+train = { device = "cuda:1", epochs = 3 }
+"#;
+    let spec = parse(text).expect("valid");
+    let frozen = spec.to_toml().expect("serialises");
+    let again = parse_config("f.toml", &frozen, Path::new("/p"), "f", &KnownRuns::permissive())
+        .expect("frozen config is valid");
+    assert_eq!(spec, again);
+}
+
+#[test]
+fn optimizer_error_names_place_value_and_choices() {
+    let err = first_error("kind = \"gan\"\n[train]\noptimizer = \"adamm\"\n");
+    assert_eq!(
+        err,
+        "t.toml:3:13: unknown optimizer 'adamm'; expected one of: radam, adam, sgd"
+    );
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let errs = parse("kind = \"gan\"\n[train]\nepochs = 0\nbatch_size = -1\n").unwrap_err();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+}
+
+#[test]
+fn execution_order_respects_after() {
+    let text = r#"
+[[stage]]
+name = "b"
+kind = "gan"
+after = ["a"]
+[[stage]]
+name = "a"
+kind = "gan"
+"#;
+    let spec = parse(text).expect("valid");
+    assert_eq!(spec.execution_order(), vec![1, 0]);
+}
+
+#[test]
+fn external_deps_exclude_local_stages() {
+    let known = KnownRuns {
+        deps: [("other".to_string(), vec![])].into_iter().collect(),
+        permissive: false,
+    };
+    let text = "after = [\"other\"]\n[[stage]]\nname = \"a\"\nkind = \"gan\"\n[[stage]]\nname = \"b\"\nkind = \"gan\"\nafter = [\"a\"]\n";
+    let spec = parse_config("t.toml", text, Path::new("/p"), "t", &known).expect("valid");
+    assert_eq!(spec.external_deps(), vec!["other".to_string()]);
+}

@@ -1,0 +1,511 @@
+//! Raw TOML -> validated [`RunSpec`], collecting every error with its place.
+
+use super::error::{ConfigError, Source};
+use super::raw::{RawData, RawFile, RawModel, RawStage, RawTrain};
+use super::spec::*;
+use serde_spanned::Spanned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use std::path::Path;
+
+/// Run names a config may refer to in `after` and `init_from = "run:..."`,
+/// with their own `after` lists (for cycle detection across files).
+#[derive(Debug, Clone, Default)]
+pub struct KnownRuns {
+    pub deps: BTreeMap<String, Vec<String>>,
+    /// Accept any name (used when re-reading a frozen run config).
+    pub permissive: bool,
+}
+
+impl KnownRuns {
+    pub fn permissive() -> Self {
+        Self {
+            deps: BTreeMap::new(),
+            permissive: true,
+        }
+    }
+}
+
+/// Everything validation needs besides the text.
+pub struct Context<'a> {
+    pub src: Source<'a>,
+    /// Directory relative paths in the config are resolved against.
+    pub base_dir: &'a Path,
+    /// Name used when the file has no `name` (the file stem).
+    pub default_name: &'a str,
+    pub known: &'a KnownRuns,
+}
+
+struct Errors<'a> {
+    src: Source<'a>,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.list.push(self.src.at(span, message));
+    }
+}
+
+/// Parse and validate one config text.
+pub fn parse(ctx: &Context<'_>) -> Result<RunSpec, Vec<ConfigError>> {
+    let raw: RawFile = toml::from_str(ctx.src.text).map_err(|e| vec![ctx.src.from_toml(&e)])?;
+    let mut errs = Errors {
+        src: ctx.src,
+        list: Vec::new(),
+    };
+    let spec = build(ctx, raw, &mut errs);
+    if errs.list.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errs.list)
+    }
+}
+
+fn build(ctx: &Context<'_>, raw: RawFile, errs: &mut Errors<'_>) -> RunSpec {
+    let name = match &raw.name {
+        Some(n) => {
+            check_name(n, "name", errs);
+            n.get_ref().clone()
+        }
+        None => sanitize_name(ctx.default_name),
+    };
+    let single_stage_fields = raw.kind.is_some()
+        || raw.init_from.is_some()
+        || raw.data.is_some()
+        || raw.model.is_some()
+        || raw.train.is_some();
+
+    let (after, stages) = match raw.stage {
+        Some(stages) => {
+            if single_stage_fields {
+                let span = [
+                    raw.kind.as_ref().map(|s| s.span()),
+                    raw.init_from.as_ref().map(|s| s.span()),
+                    raw.data.as_ref().map(|s| s.span()),
+                    raw.model.as_ref().map(|s| s.span()),
+                    raw.train.as_ref().map(|s| s.span()),
+                ]
+                .into_iter()
+                .flatten()
+                .min_by_key(|s| s.start)
+                .unwrap_or(0..0);
+                errs.at(
+                    span,
+                    "a file with [[stage]] tables keeps kind, init_from, [data], [model] and \
+                     [train] inside each stage; only name and after belong at the top level",
+                );
+            }
+            if stages.is_empty() {
+                errs.at(0..0, "'stage' is empty; expected at least one [[stage]] table");
+            }
+            (raw.after, stages.into_iter().map(Spanned::into_inner).collect())
+        }
+        None => {
+            let Some(kind) = raw.kind else {
+                errs.at(
+                    0..0,
+                    "missing field `kind` (expected kind = \"gan\" or \"classifier\", or [[stage]] tables)",
+                );
+                return RunSpec {
+                    name,
+                    after: Vec::new(),
+                    stage: Vec::new(),
+                };
+            };
+            let stage = RawStage {
+                name: Spanned::new(0..0, name.clone()),
+                kind,
+                after: raw.after,
+                init_from: raw.init_from,
+                data: raw.data,
+                model: raw.model,
+                train: raw.train,
+            };
+            (None, vec![stage])
+        }
+    };
+
+    let run_after: Vec<String> = after
+        .iter()
+        .flatten()
+        .map(|a| a.get_ref().clone())
+        .collect();
+    let stage_names: Vec<String> = stages.iter().map(|s| s.name.get_ref().clone()).collect();
+    check_stage_names(&stages, errs);
+    for a in after.iter().flatten() {
+        check_after_target(a, &stage_names, ctx.known, errs);
+    }
+    check_cycles(&name, &stages, ctx.known, errs);
+
+    let specs = stages
+        .into_iter()
+        .map(|s| build_stage(ctx, s, &stage_names, errs))
+        .collect();
+    RunSpec {
+        name,
+        after: run_after,
+        stage: specs,
+    }
+}
+
+/// Turn arbitrary text (a file stem) into a run name: letters, digits, `-`,
+/// `_` and `.`; anything else becomes `-`.
+pub fn sanitize_name(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c| c == '.' || c == '-');
+    if trimmed.is_empty() {
+        "run".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+fn check_name(name: &Spanned<String>, what: &str, errs: &mut Errors<'_>) {
+    let text = name.get_ref();
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && !text.starts_with('.')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        errs.at(
+            name.span(),
+            format!(
+                "{what} '{text}' is not a valid name; expected 1-64 characters from \
+                 letters, digits, '-', '_' and '.', not starting with '.'"
+            ),
+        );
+    }
+}
+
+fn check_stage_names(stages: &[RawStage], errs: &mut Errors<'_>) {
+    let mut seen: BTreeMap<&str, Range<usize>> = BTreeMap::new();
+    for stage in stages {
+        let name = stage.name.get_ref().as_str();
+        if stage.name.span() != (0..0) {
+            check_name(&stage.name, "stage name", errs);
+        }
+        if let Some(first) = seen.get(name) {
+            let (line, _) = errs.src.line_col(first.start);
+            errs.at(
+                stage.name.span(),
+                format!("duplicate stage name '{name}' (first defined on line {line}); stage names must be unique"),
+            );
+        } else {
+            seen.insert(name, stage.name.span());
+        }
+    }
+}
+
+fn check_after_target(
+    target: &Spanned<String>,
+    stage_names: &[String],
+    known: &KnownRuns,
+    errs: &mut Errors<'_>,
+) {
+    let name = target.get_ref();
+    if known.permissive || stage_names.contains(name) || known.deps.contains_key(name) {
+        return;
+    }
+    let mut candidates: Vec<&str> = stage_names.iter().map(String::as_str).collect();
+    candidates.extend(known.deps.keys().map(String::as_str));
+    let expected = if candidates.is_empty() {
+        "no runs or stages are known".to_string()
+    } else {
+        format!("expected one of: {}", candidates.join(", "))
+    };
+    errs.at(target.span(), format!("unknown run '{name}' in after; {expected}"));
+}
+
+/// Depth-first search for a cycle through `after` edges: stage edges inside
+/// this file and run edges of the known sibling configs.
+fn check_cycles(run_name: &str, stages: &[RawStage], known: &KnownRuns, errs: &mut Errors<'_>) {
+    let mut graph: BTreeMap<String, Vec<(String, Range<usize>)>> = BTreeMap::new();
+    for (name, deps) in &known.deps {
+        if name != run_name {
+            let edges = deps.iter().map(|d| (d.clone(), 0..0)).collect();
+            graph.insert(name.clone(), edges);
+        }
+    }
+    for stage in stages {
+        let edges: Vec<(String, Range<usize>)> = stage
+            .after
+            .iter()
+            .flatten()
+            .map(|a| (a.get_ref().clone(), a.span()))
+            .collect();
+        graph.entry(stage.name.get_ref().clone()).or_default().extend(edges);
+    }
+    let mut reported = BTreeSet::new();
+    for stage in stages {
+        let start = stage.name.get_ref();
+        let mut path = vec![(start.clone(), 0..0)];
+        if find_cycle(&graph, start, &mut path, &mut BTreeSet::new()) {
+            // Point at the first `after` entry on the cycle that this file holds.
+            let span = path.iter().skip(1).map(|(_, s)| s.clone()).find(|s| s.end > 0);
+            let Some(span) = span else { continue };
+            if reported.insert(span.start) {
+                let names: Vec<&str> = path.iter().map(|(n, _)| n.as_str()).collect();
+                errs.at(
+                    span,
+                    format!("dependency cycle: {}; remove one of these after entries", names.join(" -> ")),
+                );
+            }
+        }
+    }
+}
+
+/// Depth-first search for a path from `path[0]` back to itself; on success
+/// `path` holds the cycle's nodes with the span of the edge that reached each.
+fn find_cycle(
+    graph: &BTreeMap<String, Vec<(String, Range<usize>)>>,
+    node: &str,
+    path: &mut Vec<(String, Range<usize>)>,
+    visited: &mut BTreeSet<String>,
+) -> bool {
+    if !visited.insert(node.to_string()) {
+        return false;
+    }
+    for (next, span) in graph.get(node).into_iter().flatten() {
+        path.push((next.clone(), span.clone()));
+        if *next == path[0].0 || find_cycle(graph, next, path, visited) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+fn build_stage(
+    ctx: &Context<'_>,
+    raw: RawStage,
+    stage_names: &[String],
+    errs: &mut Errors<'_>,
+) -> StageSpec {
+    let kind = choice::<StageKind>(&raw.kind, errs).unwrap_or(StageKind::Gan);
+    let after: Vec<String> = raw.after.iter().flatten().map(|a| a.get_ref().clone()).collect();
+    for a in raw.after.iter().flatten() {
+        check_after_target(a, stage_names, ctx.known, errs);
+    }
+    let init_from = raw.init_from.as_ref().map(|i| {
+        let parsed = InitFrom::parse(i.get_ref());
+        match parsed {
+            InitFrom::Run(ref name) => {
+                let target = Spanned::new(i.span(), name.clone());
+                check_after_target(&target, stage_names, ctx.known, errs);
+                parsed
+            }
+            InitFrom::Path(p) => InitFrom::Path(ctx.base_dir.join(p)),
+        }
+    });
+    let data_raw = raw.data.map(Spanned::into_inner).unwrap_or_default();
+    let model_raw = raw.model.map(Spanned::into_inner).unwrap_or_default();
+    let train_raw = raw.train.map(Spanned::into_inner).unwrap_or_default();
+    StageSpec {
+        name: raw.name.into_inner(),
+        kind,
+        after,
+        init_from,
+        data: build_data(ctx, data_raw, errs),
+        model: build_model(kind, model_raw, errs),
+        train: build_train(kind, train_raw, errs),
+    }
+}
+
+/// A value from a closed set, with the accepted ones listed on error.
+trait Choice: Sized {
+    const NAMES: &'static [&'static str];
+    const WHAT: &'static str;
+    fn parse(text: &str) -> Option<Self>;
+}
+
+macro_rules! impl_choice {
+    ($($t:ty),*) => {$(
+        impl Choice for $t {
+            const NAMES: &'static [&'static str] = <$t>::NAMES;
+            const WHAT: &'static str = <$t>::WHAT;
+            fn parse(text: &str) -> Option<Self> { <$t>::parse(text) }
+        }
+    )*};
+}
+impl_choice!(StageKind, GanArch, ClassifierArch, OptimizerKind, DataSource);
+
+fn choice<T: Choice>(value: &Spanned<String>, errs: &mut Errors<'_>) -> Option<T> {
+    let parsed = T::parse(value.get_ref());
+    if parsed.is_none() {
+        errs.at(
+            value.span(),
+            format!(
+                "unknown {} '{}'; expected one of: {}",
+                T::WHAT,
+                value.get_ref(),
+                T::NAMES.join(", ")
+            ),
+        );
+    }
+    parsed
+}
+
+/// An integer field that must lie in `[min, max]`.
+fn int_in(
+    value: &Option<Spanned<i64>>,
+    field: &str,
+    default: usize,
+    min: i64,
+    max: i64,
+    errs: &mut Errors<'_>,
+) -> usize {
+    let Some(v) = value else { return default };
+    let n = *v.get_ref();
+    if n < min || n > max {
+        errs.at(
+            v.span(),
+            format!("{field} {n} is out of range; expected an integer from {min} to {max}"),
+        );
+        return default;
+    }
+    n as usize
+}
+
+/// A float field that must lie in `[min, max]` (and be finite).
+fn float_in(
+    value: &Option<Spanned<f64>>,
+    field: &str,
+    default: f64,
+    (min, max): (f64, f64),
+    errs: &mut Errors<'_>,
+) -> f64 {
+    let Some(v) = value else { return default };
+    let x = *v.get_ref();
+    if !x.is_finite() || x < min || x > max {
+        errs.at(
+            v.span(),
+            format!("{field} {x} is out of range; expected a number from {min} to {max}"),
+        );
+        return default;
+    }
+    x
+}
+
+fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpec {
+    let source = raw
+        .source
+        .as_ref()
+        .and_then(|s| choice::<DataSource>(s, errs))
+        .unwrap_or(DataSource::PhantomBone);
+    let path = raw.path.as_ref().map(|p| ctx.base_dir.join(p.get_ref()));
+    if source == DataSource::Folder && path.is_none() {
+        let span = raw.source.as_ref().map_or(0..0, |s| s.span());
+        errs.at(span, "data source 'folder' needs path = \"DIR\" (a folder of class subfolders)");
+    }
+    let image_size = match &raw.image_size {
+        None => [256, 128],
+        Some(v) => match v.get_ref().as_slice() {
+            &[h, w] if (8..=4096).contains(&h) && (8..=4096).contains(&w) => [h as usize, w as usize],
+            other => {
+                errs.at(
+                    v.span(),
+                    format!(
+                        "image_size {other:?} is out of range; expected [height, width] with each from 8 to 4096"
+                    ),
+                );
+                [256, 128]
+            }
+        },
+    };
+    let classes = raw.classes.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+    if let Some(c) = &raw.classes {
+        let unique: BTreeSet<&String> = c.get_ref().iter().collect();
+        if c.get_ref().len() < 2 || unique.len() != c.get_ref().len() {
+            errs.at(c.span(), "classes must list at least two distinct names");
+        }
+    }
+    DataSpec {
+        source,
+        path,
+        classes,
+        image_size,
+        per_class: int_in(&raw.per_class, "per_class", 40, 2, 1_000_000, errs),
+        test_fraction: float_in(&raw.test_fraction, "test_fraction", 0.2, (0.0, 0.9), errs),
+        split_seed: int_in(&raw.split_seed, "split_seed", 0, 0, i64::MAX, errs) as u64,
+    }
+}
+
+fn build_model(kind: StageKind, raw: RawModel, errs: &mut Errors<'_>) -> ModelSpec {
+    let arch = match (&raw.arch, kind) {
+        (None, StageKind::Gan) => GanArch::MuAcgan.to_string(),
+        (None, StageKind::Classifier) => ClassifierArch::Multiscale.to_string(),
+        (Some(a), StageKind::Gan) => {
+            choice::<GanArch>(a, errs);
+            a.get_ref().clone()
+        }
+        (Some(a), StageKind::Classifier) => {
+            choice::<ClassifierArch>(a, errs);
+            a.get_ref().clone()
+        }
+    };
+    ModelSpec {
+        arch,
+        latent_dim: int_in(&raw.latent_dim, "latent_dim", 100, 1, 4096, errs),
+        base_channels: int_in(&raw.base_channels, "base_channels", 32, 1, 1024, errs),
+    }
+}
+
+fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSpec {
+    let (batch, lr, betas) = match kind {
+        StageKind::Gan => (2, 2e-4, [0.5, 0.999]),
+        StageKind::Classifier => (4, 1e-4, [0.9, 0.999]),
+    };
+    let optimizer = raw
+        .optimizer
+        .as_ref()
+        .and_then(|o| choice::<OptimizerKind>(o, errs))
+        .unwrap_or(OptimizerKind::Radam);
+    let betas = match &raw.betas {
+        None => betas,
+        Some(b) => match b.get_ref().as_slice() {
+            &[b1, b2] if (0.0..1.0).contains(&b1) && (0.0..1.0).contains(&b2) => [b1, b2],
+            other => {
+                errs.at(
+                    b.span(),
+                    format!("betas {other:?} is out of range; expected [beta1, beta2] with each in [0, 1)"),
+                );
+                betas
+            }
+        },
+    };
+    let device = match &raw.device {
+        None => DeviceChoice::Auto,
+        Some(d) => DeviceChoice::parse(d.get_ref()).unwrap_or_else(|| {
+            errs.at(
+                d.span(),
+                format!("unknown device '{}'; expected one of: auto, cpu, cuda, cuda:N", d.get_ref()),
+            );
+            DeviceChoice::Auto
+        }),
+    };
+    TrainSpec {
+        epochs: int_in(&raw.epochs, "epochs", 500, 1, 1_000_000, errs),
+        batch_size: int_in(&raw.batch_size, "batch_size", batch, 1, 65_536, errs),
+        lr: float_in(&raw.lr, "lr", lr, (1e-12, 10.0), errs),
+        optimizer,
+        betas,
+        weight_decay: float_in(&raw.weight_decay, "weight_decay", 0.0, (0.0, 1.0), errs),
+        seed: int_in(&raw.seed, "seed", 0, 0, i64::MAX, errs) as u64,
+        device,
+        checkpoint_every: int_in(&raw.checkpoint_every, "checkpoint_every", 1, 1, 1_000_000, errs),
+        checkpoint_minutes: float_in(&raw.checkpoint_minutes, "checkpoint_minutes", 10.0, (0.0, 10_000.0), errs),
+        log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
+    }
+}

@@ -1,0 +1,95 @@
+//! A folder of class subfolders (`DIR/<class>/*.png`), as torchvision's
+//! `ImageFolder` reads it. The COVID-19 Radiography Database's layout
+//! (`DIR/<class>/images/*.png`, masks beside) is recognised too.
+
+use super::{DataError, Item};
+use std::path::{Path, PathBuf};
+
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
+
+/// Read every image under `root`'s class subfolders, resized to `h` x `w`
+/// (aspect ratio kept, padded with black). `wanted` picks and orders the
+/// classes; empty means every subfolder, sorted by name.
+pub fn load_class_folders(
+    root: &Path,
+    wanted: &[String],
+    h: usize,
+    w: usize,
+) -> Result<(Vec<String>, Vec<Item>), DataError> {
+    let err = |message: String| DataError::Folder {
+        path: root.to_path_buf(),
+        message,
+    };
+    let entries = std::fs::read_dir(root).map_err(|e| err(format!("cannot read data folder: {e}")))?;
+    let mut found: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    found.sort();
+    let classes = if wanted.is_empty() { found.clone() } else { wanted.to_vec() };
+    if classes.len() < 2 {
+        return Err(err(format!(
+            "found {} class folder(s) ({}); expected at least two subfolders, one per class",
+            found.len(),
+            found.join(", ")
+        )));
+    }
+    let mut items = Vec::new();
+    for (class, name) in classes.iter().enumerate() {
+        let mut dir = root.join(name);
+        if !dir.is_dir() {
+            return Err(err(format!("no folder for class '{name}'; found: {}", found.join(", "))));
+        }
+        if dir.join("images").is_dir() {
+            dir = dir.join("images");
+        }
+        let files = image_files(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        if files.is_empty() {
+            return Err(err(format!("class folder '{}' holds no PNG or JPEG images", dir.display())));
+        }
+        for file in files {
+            items.push(Item {
+                pixels: read_gray_resized(&file, h, w)?,
+                class,
+            });
+        }
+    }
+    Ok((classes, items))
+}
+
+fn image_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Decode one image to gray in [0, 1] (16-bit kept at full precision),
+/// scale to fit `h` x `w` keeping its aspect ratio, centre it on black.
+pub fn read_gray_resized(path: &Path, h: usize, w: usize) -> Result<Vec<f32>, DataError> {
+    let img = image::open(path).map_err(|e| DataError::Image {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let gray = img.into_luma16();
+    let (iw, ih) = gray.dimensions();
+    let scale = (w as f64 / f64::from(iw)).min(h as f64 / f64::from(ih));
+    let nw = ((f64::from(iw) * scale).round() as u32).clamp(1, w as u32);
+    let nh = ((f64::from(ih) * scale).round() as u32).clamp(1, h as u32);
+    let resized = image::imageops::resize(&gray, nw, nh, image::imageops::FilterType::Triangle);
+    let (ox, oy) = ((w as u32 - nw) / 2, (h as u32 - nh) / 2);
+    let mut out = vec![0.0f32; h * w];
+    for (x, y, p) in resized.enumerate_pixels() {
+        out[(y + oy) as usize * w + (x + ox) as usize] = f32::from(p.0[0]) / 65535.0;
+    }
+    Ok(out)
+}

@@ -1,0 +1,168 @@
+//! Data sets: synthetic phantoms and folders of class subfolders, split per
+//! class into train and test, as tensors.
+
+pub mod folder;
+pub mod phantom;
+
+use crate::config::{DataSource, DataSpec};
+use crate::rng::SplitMix64;
+use std::path::PathBuf;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {message}")]
+    Folder { path: PathBuf, message: String },
+    #[error("{path}: cannot read image: {message}; expected a PNG or JPEG file")]
+    Image { path: PathBuf, message: String },
+}
+
+/// Images and labels held in memory.
+#[derive(Debug)]
+pub struct Dataset {
+    /// `[N, 1, H, W]` float32 in [0, 1], on the CPU.
+    pub images: Tensor,
+    /// `[N]` int64 class indices.
+    pub labels: Tensor,
+    pub classes: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let labels = Vec::<i64>::try_from(&self.labels).unwrap_or_default();
+        let mut counts = vec![0; self.classes.len()];
+        for l in labels {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// A train/test split of one data set.
+#[derive(Debug)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+/// One decoded image with its class, before splitting.
+pub struct Item {
+    pub pixels: Vec<f32>,
+    pub class: usize,
+}
+
+/// Load the data a stage's `[data]` section describes and split it.
+pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
+    let [h, w] = spec.image_size;
+    let classes = spec.class_names();
+    let items: Vec<Item> = match spec.source {
+        DataSource::PhantomBone | DataSource::PhantomChest => {
+            let mut items = Vec::new();
+            for class in 0..classes.len() {
+                for i in 0..spec.per_class as u64 {
+                    let canvas = if spec.source == DataSource::PhantomBone {
+                        phantom::bone_scan(h, w, class % 3, spec.split_seed, i)
+                    } else {
+                        phantom::chest_xray(h, w, class % 4, spec.split_seed, i)
+                    };
+                    items.push(Item {
+                        pixels: canvas.pixels,
+                        class,
+                    });
+                }
+            }
+            items
+        }
+        DataSource::Folder => {
+            let path = spec.path.clone().unwrap_or_default();
+            let (found_classes, items) = folder::load_class_folders(&path, &spec.classes, h, w)?;
+            return Ok(split(items, found_classes, h, w, spec));
+        }
+    };
+    Ok(split(items, classes, h, w, spec))
+}
+
+/// Stratified split: in each class, a seeded shuffle, then the first
+/// `round(n * test_fraction)` images (at least one when the fraction is
+/// positive and the class has two or more) go to test.
+fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &DataSpec) -> Split {
+    let mut train = Vec::new();
+    let mut test = Vec::new();
+    for class in 0..classes.len() {
+        let idx: Vec<usize> = (0..items.len()).filter(|&i| items[i].class == class).collect();
+        let order = SplitMix64::derive(spec.split_seed, 0x5EED_0000 + class as u64).permutation(idx.len());
+        let mut n_test = (idx.len() as f64 * spec.test_fraction).round() as usize;
+        if spec.test_fraction > 0.0 && n_test == 0 && idx.len() >= 2 {
+            n_test = 1;
+        }
+        for (k, &o) in order.iter().enumerate() {
+            if k < n_test {
+                test.push(idx[o]);
+            } else {
+                train.push(idx[o]);
+            }
+        }
+    }
+    train.sort_unstable();
+    test.sort_unstable();
+    Split {
+        train: to_dataset(&items, &train, &classes, h, w),
+        test: to_dataset(&items, &test, &classes, h, w),
+    }
+}
+
+fn to_dataset(items: &[Item], which: &[usize], classes: &[String], h: usize, w: usize) -> Dataset {
+    let mut pixels = Vec::with_capacity(which.len() * h * w);
+    let mut labels = Vec::with_capacity(which.len());
+    for &i in which {
+        pixels.extend_from_slice(&items[i].pixels);
+        labels.push(items[i].class as i64);
+    }
+    Dataset {
+        images: Tensor::from_slice(&pixels).view([which.len() as i64, 1, h as i64, w as i64]),
+        labels: Tensor::from_slice(&labels).to_kind(Kind::Int64),
+        classes: classes.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DataSource;
+
+    fn spec() -> DataSpec {
+        DataSpec {
+            source: DataSource::PhantomBone,
+            path: None,
+            classes: vec![],
+            image_size: [32, 16],
+            per_class: 10,
+            test_fraction: 0.2,
+            split_seed: 3,
+        }
+    }
+
+    #[test]
+    fn split_is_stratified_and_disjoint() {
+        let split = load(&spec()).unwrap();
+        assert_eq!(split.train.class_counts(), vec![8, 8, 8]);
+        assert_eq!(split.test.class_counts(), vec![2, 2, 2]);
+        assert_eq!(split.train.images.size(), vec![24, 1, 32, 16]);
+        // No test image equals a training image.
+        for i in 0..6 {
+            let t = split.test.images.get(i);
+            let diff = (&split.train.images - &t).abs().flatten(1, -1).sum_dim_intlist(1, false, Kind::Float);
+            let min = f64::try_from(diff.min()).unwrap();
+            assert!(min > 0.0);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `scintigan`: command-line parsing and dispatch, nothing else.
+
+mod progress;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use scintigan::config::{self, KnownRuns};
+use scintigan::store::{self, RunDir, RunState};
+use scintigan::worker::{self, WorkerOutcome};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Parser)]
+#[command(name = "scintigan", version, about = "Train and watch MU-ACGAN bone-scan classification runs from a terminal")]
+struct Cli {
+    /// The runs directory (the tool's database).
+    #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
+    runs_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate config files without running them; exits non-zero on any error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a config's stages in the foreground, with a progress bar.
+    ///
+    /// `run CONFIG` starts a new run; `run CONFIG --resume` continues the newest
+    /// unfinished run of that config; `run --resume RUN_DIR` continues that run.
+    /// Ctrl-C stops at the next step, writes a checkpoint and exits 130.
+    Run {
+        /// A config file, or with --resume a run directory.
+        target: PathBuf,
+        /// Continue from the latest checkpoint instead of starting afresh.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Run or continue one run directory (what the daemon starts); no progress bar.
+    Worker { run_dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check { files } => check(files, &cli.runs_dir),
+        Command::Run { target, resume } => run(target, *resume, &cli.runs_dir, true),
+        Command::Worker { run_dir } => run(run_dir, true, &cli.runs_dir, false),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(files: &[PathBuf], runs_dir: &Path) -> Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let known = KnownRuns::scan(dir, Some(runs_dir));
+        match config::load_config(file, &known) {
+            Ok(spec) => {
+                let stages: Vec<String> = spec
+                    .stage
+                    .iter()
+                    .map(|s| format!("{} ({} {})", s.name, s.kind, s.model.arch))
+                    .collect();
+                println!("{}: ok: run '{}', stages: {}", file.display(), spec.name, stages.join(", "));
+            }
+            Err(errors) => {
+                failed += 1;
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} config file(s) invalid", files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Find or create the run directory, then work it in this process.
+fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Result<ExitCode> {
+    let run = if resume && target.is_dir() {
+        RunDir::open(target)?
+    } else {
+        let known = KnownRuns::scan(
+            target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+            Some(runs_dir),
+        );
+        let spec = config::load_config(target, &known).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid config:\n{}", lines.join("\n"))
+        })?;
+        if resume {
+            newest_unfinished(runs_dir, &spec.name).with_context(|| {
+                format!(
+                    "no unfinished run named '{}' under {}; start one with: scintigan run {}",
+                    spec.name,
+                    runs_dir.display(),
+                    target.display()
+                )
+            })?
+        } else {
+            RunDir::create(runs_dir, &spec)?
+        }
+    };
+    init_logging(&run)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    eprintln!("run {} in {}", run.id(), run.root().display());
+    let mut bar = progress::Progress::new(show_progress);
+    let outcome = worker::execute(&run, &stop, |rec| bar.observe(rec));
+    bar.finish();
+    match outcome {
+        Ok(WorkerOutcome::Done) => {
+            eprintln!("done: {}", run.root().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(WorkerOutcome::Stopped { stage, step }) => {
+            eprintln!(
+                "stopped at step {step} of stage '{stage}'; checkpoint written. Continue with: scintigan run --resume {}",
+                run.root().display()
+            );
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => bail!("run {} failed: {e}", run.id()),
+    }
+}
+
+fn newest_unfinished(runs_dir: &Path, name: &str) -> Option<RunDir> {
+    store::list_runs(runs_dir)
+        .into_iter()
+        .filter_map(|r| r.status().ok().map(|s| (r, s)))
+        .filter(|(_, s)| s.name == name && s.state != RunState::Done)
+        .max_by(|(_, a), (_, b)| a.created_at.total_cmp(&b.created_at))
+        .map(|(r, _)| r)
+}
+
+/// The worker's log goes to `worker.log` in the run directory.
+fn init_logging(run: &RunDir) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.log_path())
+        .with_context(|| format!("cannot open {}", run.log_path().display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Small building blocks with PyTorch's defaults (tch differs in places).
+
+use tch::{Tensor, nn};
+
+/// BatchNorm2d initialised as PyTorch does (weight 1, bias 0); tch's default
+/// draws the weight uniformly from [0, 1].
+pub fn batch_norm2d(p: nn::Path, channels: i64) -> nn::BatchNorm {
+    let cfg = nn::BatchNormConfig {
+        ws_init: nn::Init::Const(1.0),
+        ..Default::default()
+    };
+    nn::batch_norm2d(p, channels, cfg)
+}
+
+/// A 3x3 convolution with padding 1 and the given stride.
+pub fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: 1,
+        bias,
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, 3, cfg)
+}
+
+/// LeakyReLU with negative slope 0.2 (the DCGAN/ACGAN choice).
+pub fn leaky_relu_02(x: &Tensor) -> Tensor {
+    x.maximum(&(x * 0.2))
+}
+
+/// Spatial size after a 3x3, padding-1 convolution with stride 2.
+pub fn stride2_size(n: i64) -> i64 {
+    (n - 1) / 2 + 1
+}

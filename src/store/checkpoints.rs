@@ -1,0 +1,149 @@
+//! `checkpoints/`: one folder per checkpoint, written whole or not at all.
+//!
+//! A checkpoint folder `<stage>-eEEEE-sSSSSSS/` holds `weights.safetensors`
+//! (models and optimizer state) and `state.json` ([`CheckpointState`]). It is
+//! written under a hidden temp name and renamed into place; then the text
+//! file `latest` is replaced atomically with the folder's name.
+
+use super::{StoreError, atomic};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where training stood when a checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub stage: String,
+    /// 1-based epoch the step belongs to.
+    pub epoch: u64,
+    /// Optimizer steps taken in the stage so far.
+    pub step: u64,
+    /// Steps of `epoch` already taken (equal to the epoch's length at its end).
+    pub step_in_epoch: u64,
+    /// The stage's last checkpoint: its final weights.
+    pub stage_complete: bool,
+    /// Unix seconds.
+    pub written_at: f64,
+}
+
+
+const STATE_FILE: &str = "state.json";
+const LATEST_FILE: &str = "latest";
+
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    dir: PathBuf,
+}
+
+impl CheckpointDir {
+    /// The safetensors file inside each checkpoint folder.
+    pub const WEIGHTS: &'static str = "weights.safetensors";
+
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// Folder name for a checkpoint at `step` of `epoch` in `stage`.
+    pub fn name_for(stage: &str, epoch: u64, step: u64) -> String {
+        format!("{stage}-e{epoch:04}-s{step:07}")
+    }
+
+    /// Write a checkpoint: `write_weights` receives the path of the
+    /// safetensors file to create. Returns the finished folder.
+    pub fn write(
+        &self,
+        state: &CheckpointState,
+        write_weights: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<PathBuf, StoreError> {
+        let name = Self::name_for(&state.stage, state.epoch, state.step);
+        let final_dir = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let weights = tmp.join(Self::WEIGHTS);
+        write_weights(&weights).map_err(|message| StoreError::Corrupt {
+            path: weights.clone(),
+            message: format!("cannot write checkpoint weights: {message}"),
+        })?;
+        std::fs::File::open(&weights)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StoreError::io(&weights, e))?;
+        let json = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Corrupt {
+            path: tmp.join(STATE_FILE),
+            message: e.to_string(),
+        })?;
+        atomic::write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| StoreError::io(&tmp, e))?;
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| StoreError::io(&final_dir, e))?;
+        }
+        std::fs::rename(&tmp, &final_dir).map_err(|e| StoreError::io(&final_dir, e))?;
+        atomic::sync_dir(&self.dir).map_err(|e| StoreError::io(&self.dir, e))?;
+        let latest = self.dir.join(LATEST_FILE);
+        atomic::write_atomic(&latest, format!("{name}\n").as_bytes())
+            .map_err(|e| StoreError::io(&latest, e))?;
+        Ok(final_dir)
+    }
+
+    /// The newest checkpoint, if any, with its state.
+    pub fn latest(&self) -> Result<Option<(PathBuf, CheckpointState)>, StoreError> {
+        let latest = self.dir.join(LATEST_FILE);
+        let name = match std::fs::read_to_string(&latest) {
+            Ok(text) => text.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&latest, e)),
+        };
+        let dir = self.dir.join(&name);
+        Ok(Some((dir.clone(), Self::read_state(&dir)?)))
+    }
+
+    pub fn read_state(dir: &Path) -> Result<CheckpointState, StoreError> {
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| StoreError::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Every complete checkpoint folder with its state, oldest first.
+    pub fn list(&self) -> Vec<(PathBuf, CheckpointState)> {
+        let mut all: Vec<(PathBuf, CheckpointState)> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter_map(|p| Self::read_state(&p).ok().map(|s| (p, s)))
+            .collect();
+        all.sort_by(|a, b| a.1.written_at.total_cmp(&b.1.written_at));
+        all
+    }
+
+    /// The final checkpoint of `stage`, if the stage finished.
+    pub fn stage_final(&self, stage: &str) -> Option<PathBuf> {
+        self.list()
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.stage == stage && s.stage_complete)
+            .map(|(p, _)| p)
+    }
+
+    /// Delete older checkpoints, keeping the `keep` newest and every stage's
+    /// final one. Leftover temp folders of dead writers go too.
+    pub fn prune(&self, keep: usize) -> Result<(), StoreError> {
+        let all = self.list();
+        let cut = all.len().saturating_sub(keep);
+        for (path, state) in all.into_iter().take(cut) {
+            if !state.stage_complete {
+                std::fs::remove_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
+            }
+        }
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let mine = name.ends_with(&format!("-{}", std::process::id()));
+            if name.starts_with(".tmp-") && !mine {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,330 @@
+//! `events.jsonl`: the append-only record of everything a run did.
+//!
+//! One JSON object a line: `{"seq": 12, "t": 1795629147.2, "type": "gan_step", ...}`.
+//! `seq` increases by one per event over the whole life of the run (resumes
+//! included); `t` is Unix seconds. A torn last line (crash mid-write) is
+//! skipped on read and cut when the run resumes.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// One line of `events.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    /// Unix seconds.
+    pub t: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Everything a worker reports. Steps count optimizer steps from the start of
+/// the stage (1-based); epochs are 1-based.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A worker process started (or restarted) on this run.
+    RunStarted {
+        name: String,
+        device: String,
+        pid: u32,
+    },
+    /// The worker continues from a checkpoint; events after `step` of `stage`
+    /// from the interrupted attempt were removed.
+    Resumed {
+        stage: String,
+        step: u64,
+        dropped_events: u64,
+    },
+    StageStarted {
+        stage: String,
+        kind: String,
+        arch: String,
+        epochs: u64,
+        steps_per_epoch: u64,
+        classes: Vec<String>,
+        train_images: u64,
+        test_images: u64,
+    },
+    /// GAN metrics averaged over the steps since the previous one.
+    GanStep {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        g_loss: f64,
+        d_loss: f64,
+        /// Share of real images the real/fake head calls real.
+        d_real_acc: f64,
+        /// Share of generated images the real/fake head calls fake.
+        d_fake_acc: f64,
+        /// Share of real images the class head labels correctly.
+        d_class_acc: f64,
+        images_per_sec: f64,
+    },
+    /// Classifier training metrics averaged over the steps since the previous one.
+    TrainStep {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        loss: f64,
+        accuracy: f64,
+        images_per_sec: f64,
+    },
+    /// Classifier evaluation on the test split at the end of an epoch.
+    Eval {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        loss: f64,
+        accuracy: f64,
+        classes: Vec<String>,
+        /// `confusion[true][predicted]` counts.
+        confusion: Vec<Vec<u64>>,
+        precision: Vec<f64>,
+        recall: Vec<f64>,
+        specificity: Vec<f64>,
+        f1: Vec<f64>,
+        macro_precision: f64,
+        macro_recall: f64,
+        macro_specificity: f64,
+        macro_f1: f64,
+    },
+    /// A PNG grid of generated images, one row per class; `path` is relative
+    /// to the run directory.
+    Sample {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        path: String,
+    },
+    /// A checkpoint was written; `path` is relative to the run directory.
+    Checkpoint {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        path: String,
+    },
+    StageFinished {
+        stage: String,
+        step: u64,
+    },
+    /// The worker stopped: `state` is `done`, `failed` or `cancelled`.
+    RunFinished {
+        state: String,
+        reason: Option<String>,
+    },
+    Log {
+        level: String,
+        message: String,
+    },
+}
+
+impl Event {
+    /// `(stage, step)` for events tied to a training step.
+    pub fn position(&self) -> Option<(&str, u64)> {
+        match self {
+            Event::GanStep { stage, step, .. }
+            | Event::TrainStep { stage, step, .. }
+            | Event::Eval { stage, step, .. }
+            | Event::Sample { stage, step, .. }
+            | Event::Checkpoint { stage, step, .. }
+            | Event::StageFinished { stage, step } => Some((stage, *step)),
+            _ => None,
+        }
+    }
+}
+
+/// What reading an event log found.
+#[derive(Debug, Default)]
+pub struct EventHistory {
+    pub records: Vec<EventRecord>,
+    /// Lines that did not parse (a torn last line, or damage).
+    pub skipped_lines: usize,
+    /// Byte length of the file up to the end of the last complete line.
+    pub valid_len: u64,
+}
+
+/// Read every event; unparsable lines are counted and skipped, never fatal.
+pub fn read_events(path: &Path) -> io::Result<EventHistory> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(EventHistory::default()),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::new(file);
+    let mut history = EventHistory::default();
+    let mut line = String::new();
+    let mut offset = 0u64;
+    loop {
+        line.clear();
+        let n = match reader.read_line(&mut line) {
+            Ok(n) => n,
+            // Invalid UTF-8: treat the rest as damage.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                history.skipped_lines += 1;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        let complete = line.ends_with('\n');
+        match serde_json::from_str::<EventRecord>(line.trim_end()) {
+            Ok(rec) if complete => {
+                history.records.push(rec);
+                offset += n as u64;
+                history.valid_len = offset;
+            }
+            _ if !complete => {
+                history.skipped_lines += 1;
+                break;
+            }
+            _ => {
+                history.skipped_lines += 1;
+                offset += n as u64;
+                history.valid_len = offset;
+            }
+        }
+    }
+    Ok(history)
+}
+
+/// Appends events with increasing `seq`.
+#[derive(Debug)]
+pub struct EventWriter {
+    path: PathBuf,
+    file: File,
+    next_seq: u64,
+}
+
+impl EventWriter {
+    /// Open for appending after the existing events, cutting a torn last line.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let history = read_events(path)?;
+        let next_seq = history.records.iter().map(|r| r.seq).max().map_or(1, |s| s + 1);
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        if file.metadata()?.len() > history.valid_len {
+            file.set_len(history.valid_len)?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            next_seq,
+        })
+    }
+
+    /// Keep only the records `keep` accepts (rewriting the file atomically),
+    /// then append after them. `seq` keeps counting from the highest ever
+    /// written, so a reader never sees a number reused. Returns how many
+    /// records were dropped.
+    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> io::Result<u64> {
+        let history = read_events(&self.path)?;
+        let before = history.records.len();
+        let mut text = String::new();
+        for rec in history.records.iter().filter(|r| keep(r)) {
+            text.push_str(&serde_json::to_string(rec).map_err(io::Error::other)?);
+            text.push('\n');
+        }
+        let kept = text.lines().count();
+        super::atomic::write_atomic(&self.path, text.as_bytes())?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        Ok((before - kept) as u64)
+    }
+
+    /// Append one event (one `write` of one whole line) and return its record.
+    pub fn append(&mut self, event: Event) -> io::Result<EventRecord> {
+        let rec = EventRecord {
+            seq: self.next_seq,
+            t: super::time::unix_now(),
+            event,
+        };
+        let mut line = serde_json::to_string(&rec).map_err(io::Error::other)?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes())?;
+        self.next_seq += 1;
+        Ok(rec)
+    }
+
+    /// Make everything appended so far durable.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("scintigan-events-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("events.jsonl")
+    }
+
+    fn log(msg: &str) -> Event {
+        Event::Log {
+            level: "info".into(),
+            message: msg.into(),
+        }
+    }
+
+    #[test]
+    fn torn_last_line_is_skipped_then_cut() {
+        let path = temp_file("torn");
+        let mut w = EventWriter::open(&path).unwrap();
+        w.append(log("a")).unwrap();
+        w.append(log("b")).unwrap();
+        drop(w);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"seq":3,"t":1.0,"type":"lo"#).unwrap();
+        let h = read_events(&path).unwrap();
+        assert_eq!(h.records.len(), 2);
+        assert_eq!(h.skipped_lines, 1);
+        let mut w = EventWriter::open(&path).unwrap();
+        let rec = w.append(log("c")).unwrap();
+        assert_eq!(rec.seq, 3);
+        let h = read_events(&path).unwrap();
+        assert_eq!(h.skipped_lines, 0);
+        let seqs: Vec<u64> = h.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn retain_drops_records_and_never_reuses_seq() {
+        let path = temp_file("retain");
+        let _ = std::fs::remove_file(&path);
+        let mut w = EventWriter::open(&path).unwrap();
+        for step in 1..=4 {
+            w.append(Event::StageFinished { stage: "s".into(), step }).unwrap();
+        }
+        let dropped = w
+            .retain(|r| r.event.position().is_none_or(|(_, step)| step <= 2))
+            .unwrap();
+        assert_eq!(dropped, 2);
+        assert_eq!(w.append(log("x")).unwrap().seq, 5);
+        let seqs: Vec<u64> = read_events(&path).unwrap().records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 5]);
+    }
+
+    #[test]
+    fn json_shape_is_flat_and_tagged() {
+        let rec = EventRecord {
+            seq: 7,
+            t: 1.5,
+            event: Event::Checkpoint {
+                stage: "g".into(),
+                epoch: 2,
+                step: 40,
+                path: "checkpoints/g-e0002-s000040".into(),
+            },
+        };
+        let text = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            text,
+            r#"{"seq":7,"t":1.5,"type":"checkpoint","stage":"g","epoch":2,"step":40,"path":"checkpoints/g-e0002-s000040"}"#
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! `status.json`: where a run stands, replaced atomically on every change.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Queued,
+    Running,
+    Paused,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl fmt::Display for RunState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Done => "done",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        };
+        f.write_str(text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub state: RunState,
+    /// The config's run name (several runs may share one).
+    pub name: String,
+    /// The worker's process id while it runs.
+    pub pid: Option<u32>,
+    /// Device the worker trains on, e.g. `cpu` or `cuda:0`.
+    pub device: Option<String>,
+    pub stage: Option<String>,
+    pub epoch: u64,
+    pub step: u64,
+    /// Stages finished so far, in order.
+    #[serde(default)]
+    pub completed_stages: Vec<String>,
+    /// Unix seconds.
+    pub created_at: f64,
+    pub updated_at: f64,
+    /// Why the run stopped, when it did not finish.
+    pub exit_reason: Option<String>,
+}
+
+impl Status {
+    pub fn new(name: &str) -> Self {
+        let now = super::time::unix_now();
+        Self {
+            state: RunState::Queued,
+            name: name.to_string(),
+            pid: None,
+            device: None,
+            stage: None,
+            epoch: 0,
+            step: 0,
+            completed_stages: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            exit_reason: None,
+        }
+    }
+
+    pub fn read(path: &Path) -> Result<Self, super::StoreError> {
+        let text = std::fs::read_to_string(path).map_err(|e| super::StoreError::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| super::StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn write(&mut self, path: &Path) -> Result<(), super::StoreError> {
+        self.updated_at = super::time::unix_now();
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| super::StoreError::Corrupt {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        text.push('\n');
+        super::atomic::write_atomic(path, text.as_bytes()).map_err(|e| super::StoreError::io(path, e))
+    }
+}

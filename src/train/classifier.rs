@@ -1,0 +1,194 @@
+//! The classifier stage: cross-entropy training, and at each epoch's end an
+//! evaluation on the test split (accuracy, per-class and macro precision,
+//! recall, specificity, F1, confusion matrix).
+
+use super::metrics::Confusion;
+use super::optim::{OptimConfig, Optimizer};
+use super::step_loop::StageTrainer;
+use super::{StageContext, TrainError, checkpoint};
+use crate::config::{ClassifierArch, StageSpec};
+use crate::data::{Dataset, Split};
+use crate::nn::ModelError;
+use crate::nn::small_cnn::small_cnn;
+use crate::store::Event;
+use std::collections::HashMap;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Reduction, Tensor};
+
+pub struct ClassifierTrainer {
+    stage: String,
+    vs: nn::VarStore,
+    model: Box<dyn ModuleT>,
+    opt: Optimizer,
+    train: Dataset,
+    test: Dataset,
+    batch_size: usize,
+    loss_sum: Tensor,
+    correct: Tensor,
+    images: i64,
+    steps: i64,
+    device: Device,
+}
+
+impl ClassifierTrainer {
+    pub fn new(spec: &StageSpec, data: Split, device: Device) -> Result<Self, TrainError> {
+        let vs = nn::VarStore::new(device);
+        let n_classes = data.train.classes.len() as i64;
+        let model: Box<dyn ModuleT> = match spec.model.classifier_arch() {
+            Some(ClassifierArch::SmallCnn) => Box::new(small_cnn(vs.root(), spec.model.base_channels as i64, n_classes)),
+            _ => return Err(ModelError::NotAvailable(spec.model.arch.clone(), "small-cnn").into()),
+        };
+        let cfg = OptimConfig {
+            kind: spec.train.optimizer,
+            lr: spec.train.lr,
+            betas: spec.train.betas,
+            eps: 1e-8,
+            weight_decay: spec.train.weight_decay,
+        };
+        let to_device = |d: Dataset| Dataset {
+            images: d.images.to_device(device),
+            labels: d.labels.to_device(device),
+            classes: d.classes,
+        };
+        Ok(Self {
+            stage: spec.name.clone(),
+            opt: Optimizer::new(&vs, cfg),
+            vs,
+            model,
+            train: to_device(data.train),
+            test: to_device(data.test),
+            batch_size: spec.train.batch_size,
+            loss_sum: Tensor::zeros([], (Kind::Float, device)),
+            correct: Tensor::zeros([], (Kind::Float, device)),
+            images: 0,
+            steps: 0,
+            device,
+        })
+    }
+
+    pub fn load_init(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
+        let report = checkpoint::load_var_store(&self.vs, "model.", tensors, false)?;
+        if report.loaded == 0 {
+            return Err("no classifier weights (model.*) in the file".into());
+        }
+        Ok(report.reinitialised)
+    }
+
+    /// Test-split loss, predictions and confusion matrix, in eval mode.
+    fn evaluate(&self) -> (f64, Confusion) {
+        let n = self.test.len() as i64;
+        let mut confusion = Confusion::new(self.test.classes.len());
+        let mut loss = 0.0;
+        tch::no_grad(|| {
+            let mut start = 0;
+            while start < n {
+                let len = (self.batch_size as i64).max(1).min(n - start);
+                let x = self.test.images.narrow(0, start, len);
+                let y = self.test.labels.narrow(0, start, len);
+                let logits = self.model.forward_t(&x, false);
+                let batch_loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0);
+                loss += f64::try_from(batch_loss).unwrap_or(f64::NAN);
+                let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu)).unwrap_or_default();
+                let truth = Vec::<i64>::try_from(y.to_device(Device::Cpu)).unwrap_or_default();
+                confusion.add(&truth, &pred);
+                start += len;
+            }
+        });
+        (loss / n.max(1) as f64, confusion)
+    }
+}
+
+impl StageTrainer for ClassifierTrainer {
+    fn classes(&self) -> Vec<String> {
+        self.train.classes.clone()
+    }
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+    fn test_len(&self) -> usize {
+        self.test.len()
+    }
+
+    fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
+        let x = self.train.images.index_select(0, indices);
+        let y = self.train.labels.index_select(0, indices);
+        self.opt.zero_grad();
+        let logits = self.model.forward_t(&x, true);
+        let loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
+        loss.backward();
+        self.opt.step();
+        tch::no_grad(|| {
+            self.loss_sum += loss.detach();
+            self.correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Float);
+        });
+        self.images += y.size()[0];
+        self.steps += 1;
+        Ok(())
+    }
+
+    fn log_event(&mut self, epoch: u64, step: u64, images_per_sec: f64) -> Result<Event, TrainError> {
+        self.check_finite(step)?;
+        let loss = f64::try_from(&self.loss_sum).unwrap_or(f64::NAN) / self.steps.max(1) as f64;
+        let accuracy = f64::try_from(&self.correct).unwrap_or(0.0) / self.images.max(1) as f64;
+        self.loss_sum = Tensor::zeros([], (Kind::Float, self.device));
+        self.correct = Tensor::zeros([], (Kind::Float, self.device));
+        (self.images, self.steps) = (0, 0);
+        Ok(Event::TrainStep {
+            stage: self.stage.clone(),
+            epoch,
+            step,
+            loss,
+            accuracy,
+            images_per_sec,
+        })
+    }
+
+    fn check_finite(&self, step: u64) -> Result<(), TrainError> {
+        let value = f64::try_from(&self.loss_sum).unwrap_or(f64::NAN);
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(TrainError::NonFinite {
+            stage: self.stage.clone(),
+            what: "training loss".into(),
+            value,
+            step,
+        })
+    }
+
+    fn end_of_epoch(&mut self, _ctx: &StageContext<'_, '_>, epoch: u64, step: u64) -> Result<Vec<Event>, TrainError> {
+        if self.test.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (loss, confusion) = self.evaluate();
+        let m = confusion.metrics();
+        Ok(vec![Event::Eval {
+            stage: self.stage.clone(),
+            epoch,
+            step,
+            loss,
+            accuracy: m.accuracy,
+            classes: self.test.classes.clone(),
+            confusion: confusion.counts,
+            precision: m.precision,
+            recall: m.recall,
+            specificity: m.specificity,
+            f1: m.f1,
+            macro_precision: m.macro_precision,
+            macro_recall: m.macro_recall,
+            macro_specificity: m.macro_specificity,
+            macro_f1: m.macro_f1,
+        }])
+    }
+
+    fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut all = checkpoint::var_store_tensors(&self.vs, "model.");
+        all.extend(self.opt.state_tensors("opt."));
+        all
+    }
+
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+        checkpoint::load_var_store(&self.vs, "model.", tensors, true)?;
+        self.opt.load_state("opt.", tensors)
+    }
+}

@@ -1,0 +1,253 @@
+//! The ACGAN stage: one D step and one G step per iteration, the objective
+//! of METHOD.md section 3 with logits (BCE-with-logits for real/fake,
+//! cross-entropy for the class head; G uses the non-saturating form).
+
+use super::optim::{OptimConfig, Optimizer};
+use super::step_loop::StageTrainer;
+use super::{StageContext, TrainError, checkpoint, samples};
+use crate::config::{GanArch, StageSpec};
+use crate::data::Split;
+use crate::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
+use crate::nn::{Discriminator, Generator, ModelError};
+use crate::store::Event;
+use std::collections::HashMap;
+use tch::{Device, Kind, Reduction, Tensor, nn};
+
+/// Sample grid columns per class.
+const SAMPLES_PER_CLASS: i64 = 8;
+
+/// Sums since the last step event, kept on the device (no sync per step).
+struct Window {
+    g_loss: Tensor,
+    d_loss: Tensor,
+    real_ok: Tensor,
+    fake_ok: Tensor,
+    class_ok: Tensor,
+    images: i64,
+    steps: i64,
+}
+
+impl Window {
+    fn new(device: Device) -> Self {
+        let z = || Tensor::zeros([], (Kind::Float, device));
+        Self {
+            g_loss: z(),
+            d_loss: z(),
+            real_ok: z(),
+            fake_ok: z(),
+            class_ok: z(),
+            images: 0,
+            steps: 0,
+        }
+    }
+}
+
+pub struct GanTrainer {
+    stage: String,
+    g_vs: nn::VarStore,
+    d_vs: nn::VarStore,
+    generator: Box<dyn Generator>,
+    discriminator: Box<dyn Discriminator>,
+    opt_g: Optimizer,
+    opt_d: Optimizer,
+    /// Training images `[N, 1, H, W]` in [-1, 1], on the device.
+    images: Tensor,
+    labels: Tensor,
+    classes: Vec<String>,
+    test_len: usize,
+    latent_dim: i64,
+    /// Fixed noise and labels for the per-epoch sample grid.
+    fixed_z: Tensor,
+    fixed_labels: Tensor,
+    window: Window,
+    device: Device,
+}
+
+impl GanTrainer {
+    pub fn new(spec: &StageSpec, data: Split, device: Device) -> Result<Self, TrainError> {
+        let [h, w] = spec.data.image_size;
+        let classes = data.train.classes.clone();
+        let dims = AcganDims {
+            n_classes: classes.len() as i64,
+            latent_dim: spec.model.latent_dim as i64,
+            base_channels: spec.model.base_channels as i64,
+            height: h as i64,
+            width: w as i64,
+        };
+        let g_vs = nn::VarStore::new(device);
+        let d_vs = nn::VarStore::new(device);
+        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) = match spec.model.gan_arch() {
+            Some(GanArch::Acgan) => (
+                Box::new(acgan_generator(g_vs.root(), dims)?),
+                Box::new(acgan_discriminator(d_vs.root(), dims)),
+            ),
+            _ => {
+                return Err(ModelError::NotAvailable(spec.model.arch.clone(), "acgan").into());
+            }
+        };
+        let cfg = OptimConfig {
+            kind: spec.train.optimizer,
+            lr: spec.train.lr,
+            betas: spec.train.betas,
+            eps: 1e-8,
+            weight_decay: spec.train.weight_decay,
+        };
+        let n_classes = classes.len() as i64;
+        tch::manual_seed((spec.train.seed >> 1) as i64 ^ 0x5A3F);
+        let fixed_z = Tensor::randn([n_classes * SAMPLES_PER_CLASS, dims.latent_dim], (Kind::Float, Device::Cpu)).to_device(device);
+        let fixed_labels = Tensor::arange(n_classes, (Kind::Int64, device)).repeat_interleave_self_int(SAMPLES_PER_CLASS, None, None);
+        Ok(Self {
+            stage: spec.name.clone(),
+            opt_g: Optimizer::new(&g_vs, cfg),
+            opt_d: Optimizer::new(&d_vs, cfg),
+            g_vs,
+            d_vs,
+            generator,
+            discriminator,
+            images: (data.train.images.to_device(device) * 2.0 - 1.0).detach(),
+            labels: data.train.labels.to_device(device),
+            test_len: data.test.len(),
+            classes,
+            latent_dim: dims.latent_dim,
+            fixed_z,
+            fixed_labels,
+            window: Window::new(device),
+            device,
+        })
+    }
+
+    /// Start from another GAN's weights; layers whose shape differs (the
+    /// class-dependent ones when the class count changed) stay fresh.
+    /// Returns the names of those re-initialised layers.
+    pub fn load_init(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
+        let g = checkpoint::load_var_store(&self.g_vs, "g.", tensors, false)?;
+        let d = checkpoint::load_var_store(&self.d_vs, "d.", tensors, false)?;
+        if g.loaded + d.loaded == 0 {
+            return Err("no generator or discriminator weights (g.*, d.*) in the file".into());
+        }
+        let mut fresh: Vec<String> = g.reinitialised.iter().map(|n| format!("g.{n}")).collect();
+        fresh.extend(d.reinitialised.iter().map(|n| format!("d.{n}")));
+        Ok(fresh)
+    }
+
+    pub fn generator(&self) -> &dyn Generator {
+        self.generator.as_ref()
+    }
+}
+
+fn bce(logits: &Tensor, target: f64) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(&logits.full_like(target), None, None, Reduction::Mean)
+}
+
+fn ce(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0)
+}
+
+impl StageTrainer for GanTrainer {
+    fn classes(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+    fn train_len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+    fn test_len(&self) -> usize {
+        self.test_len
+    }
+
+    fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
+        let real = self.images.index_select(0, indices);
+        let y = self.labels.index_select(0, indices);
+        let b = y.size()[0];
+        let z = Tensor::randn([b, self.latent_dim], (Kind::Float, self.device));
+        let y_fake = Tensor::randint(self.classes.len() as i64, [b], (Kind::Int64, self.device));
+        let fake = self.generator.generate(&z, &y_fake, true);
+
+        // Discriminator: real as real with its class, fake as fake with the class asked for.
+        self.opt_d.zero_grad();
+        let (s_real, c_real) = self.discriminator.judge(&real, true);
+        let (s_fake, c_fake) = self.discriminator.judge(&fake.detach(), true);
+        let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y)) + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake))) / 2.0;
+        d_loss.backward();
+        self.opt_d.step();
+
+        // Generator: fool the real/fake head, and be recognised as the class asked for.
+        self.opt_g.zero_grad();
+        let (s_gen, c_gen) = self.discriminator.judge(&fake, true);
+        let g_loss = bce(&s_gen, 1.0) + ce(&c_gen, &y_fake);
+        g_loss.backward();
+        self.opt_g.step();
+
+        tch::no_grad(|| {
+            let w = &mut self.window;
+            w.g_loss += g_loss.detach();
+            w.d_loss += d_loss.detach();
+            w.real_ok += s_real.gt(0.0).sum(Kind::Float);
+            w.fake_ok += s_fake.lt(0.0).sum(Kind::Float);
+            w.class_ok += c_real.argmax(1, false).eq_tensor(&y).sum(Kind::Float);
+        });
+        self.window.images += b;
+        self.window.steps += 1;
+        Ok(())
+    }
+
+    fn log_event(&mut self, epoch: u64, step: u64, images_per_sec: f64) -> Result<Event, TrainError> {
+        self.check_finite(step)?;
+        let w = std::mem::replace(&mut self.window, Window::new(self.device));
+        let get = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
+        let (steps, images) = (w.steps.max(1) as f64, w.images.max(1) as f64);
+        Ok(Event::GanStep {
+            stage: self.stage.clone(),
+            epoch,
+            step,
+            g_loss: get(&w.g_loss) / steps,
+            d_loss: get(&w.d_loss) / steps,
+            d_real_acc: get(&w.real_ok) / images,
+            d_fake_acc: get(&w.fake_ok) / images,
+            d_class_acc: get(&w.class_ok) / images,
+            images_per_sec,
+        })
+    }
+
+    fn check_finite(&self, step: u64) -> Result<(), TrainError> {
+        for (what, t) in [("generator loss", &self.window.g_loss), ("discriminator loss", &self.window.d_loss)] {
+            let value = f64::try_from(t).unwrap_or(f64::NAN);
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    stage: self.stage.clone(),
+                    what: what.into(),
+                    value,
+                    step,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn end_of_epoch(&mut self, ctx: &StageContext<'_, '_>, epoch: u64, step: u64) -> Result<Vec<Event>, TrainError> {
+        let grid = tch::no_grad(|| self.generator.generate(&self.fixed_z, &self.fixed_labels, false));
+        let rel = format!("samples/{}-e{epoch:04}.png", self.stage);
+        let path = ctx.run.root().join(&rel);
+        samples::write_grid(&grid, self.classes.len(), SAMPLES_PER_CLASS as usize, &path).map_err(|m| ctx.torch_err(m))?;
+        Ok(vec![Event::Sample {
+            stage: self.stage.clone(),
+            epoch,
+            step,
+            path: rel,
+        }])
+    }
+
+    fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut all = checkpoint::var_store_tensors(&self.g_vs, "g.");
+        all.extend(checkpoint::var_store_tensors(&self.d_vs, "d."));
+        all.extend(self.opt_g.state_tensors("opt_g."));
+        all.extend(self.opt_d.state_tensors("opt_d."));
+        all
+    }
+
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+        checkpoint::load_var_store(&self.g_vs, "g.", tensors, true)?;
+        checkpoint::load_var_store(&self.d_vs, "d.", tensors, true)?;
+        self.opt_g.load_state("opt_g.", tensors)?;
+        self.opt_d.load_state("opt_d.", tensors)
+    }
+}

@@ -1,0 +1,141 @@
+//! Training: the step loop shared by every stage, the GAN and classifier
+//! stages, optimizers, metrics and checkpoints.
+
+pub mod checkpoint;
+pub mod classifier;
+pub mod gan;
+pub mod metrics;
+pub mod optim;
+pub mod samples;
+mod step_loop;
+
+pub use step_loop::{StageOutcome, StageTrainer, run_stage};
+
+use crate::config::{DeviceChoice, StageSpec};
+use crate::store::{CheckpointState, Event, EventRecord, EventWriter, RunDir, StoreError};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use tch::Device;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Model(#[from] crate::nn::ModelError),
+    #[error("stage '{stage}': {message}")]
+    Torch { stage: String, message: String },
+    #[error("stage '{stage}': {what} became {value} at step {step}; stopped with the last good checkpoint kept (try a lower lr)")]
+    NonFinite {
+        stage: String,
+        what: String,
+        value: f64,
+        step: u64,
+    },
+    #[error("stage '{stage}': {message}")]
+    Setup { stage: String, message: String },
+    #[error("{path}: cannot write events: {source}")]
+    Events {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes events to `events.jsonl` and shows each to an observer (the
+/// progress bar of `scintigan run`).
+pub struct Recorder<'a> {
+    writer: EventWriter,
+    path: PathBuf,
+    observer: Box<dyn FnMut(&EventRecord) + 'a>,
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(run: &RunDir, observer: impl FnMut(&EventRecord) + 'a) -> Result<Self, TrainError> {
+        let path = run.events_path();
+        let writer = EventWriter::open(&path).map_err(|source| TrainError::Events {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            writer,
+            path,
+            observer: Box::new(observer),
+        })
+    }
+
+    pub fn emit(&mut self, event: Event) -> Result<(), TrainError> {
+        let rec = self.writer.append(event).map_err(|source| TrainError::Events {
+            path: self.path.clone(),
+            source,
+        })?;
+        (self.observer)(&rec);
+        Ok(())
+    }
+
+    /// Drop recorded events `keep` rejects; returns how many went.
+    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> Result<u64, TrainError> {
+        self.writer.retain(keep).map_err(|source| TrainError::Events {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub fn sync(&mut self) -> Result<(), TrainError> {
+        self.writer.sync().map_err(|source| TrainError::Events {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Everything one stage needs from the worker.
+pub struct StageContext<'r, 'a> {
+    pub run: &'r RunDir,
+    pub spec: &'r StageSpec,
+    pub device: Device,
+    pub recorder: &'r mut Recorder<'a>,
+    pub stop: &'r AtomicBool,
+    /// Continue from this checkpoint of this stage.
+    pub resume: Option<(PathBuf, CheckpointState)>,
+    /// Start from these weights (a `weights.safetensors`) instead of random.
+    pub init: Option<PathBuf>,
+}
+
+impl StageContext<'_, '_> {
+    pub fn torch_err(&self, e: impl std::fmt::Display) -> TrainError {
+        TrainError::Torch {
+            stage: self.spec.name.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Pick the device a config asks for; `auto` takes CUDA when present.
+pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
+    match choice {
+        DeviceChoice::Auto => Ok(Device::cuda_if_available()),
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda(n) => {
+            let count = tch::Cuda::device_count() as usize;
+            if n < count {
+                Ok(Device::Cuda(n))
+            } else {
+                Err(format!(
+                    "device cuda:{n} requested but {count} CUDA device(s) are visible; set train.device = \"auto\" or \"cpu\""
+                ))
+            }
+        }
+    }
+}
+
+/// Human name of a device, as events and status show it.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".to_string(),
+        Device::Cuda(n) => format!("cuda:{n}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}

@@ -1,0 +1,37 @@
+//! PNG output of generated images.
+
+use std::io::BufWriter;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// Write `images [rows * cols, 1, H, W]` (values in [-1, 1]) as one 8-bit
+/// grayscale PNG grid, row-major, with a 2-pixel black gap between tiles.
+pub fn write_grid(images: &Tensor, rows: usize, cols: usize, path: &Path) -> Result<(), String> {
+    let size = images.size();
+    let (h, w) = (size[2] as usize, size[3] as usize);
+    let gap = 2;
+    let (gh, gw) = (rows * h + (rows - 1) * gap, cols * w + (cols - 1) * gap);
+    let bytes: Vec<u8> = Vec::<u8>::try_from(
+        ((images.to_device(tch::Device::Cpu).to_kind(Kind::Float) + 1.0) * 127.5)
+            .clamp(0.0, 255.0)
+            .round()
+            .to_kind(Kind::Uint8)
+            .flatten(0, -1),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut grid = vec![0u8; gh * gw];
+    for (i, tile) in bytes.chunks(h * w).take(rows * cols).enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        for y in 0..h {
+            let dst = (r * (h + gap) + y) * gw + c * (w + gap);
+            grid[dst..dst + w].copy_from_slice(&tile[y * w..(y + 1) * w]);
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), gw as u32, gh as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&grid).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
+}

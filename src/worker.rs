@@ -1,0 +1,247 @@
+//! One run's stages in this process: the body of `scintigan run` and of the
+//! daemon's `scintigan worker RUN_DIR`.
+//!
+//! On start it works out where the run stands (finished stages, the latest
+//! checkpoint), removes events recorded after that checkpoint so no step is
+//! ever recorded twice, and continues.
+
+use crate::config::{InitFrom, RunSpec, StageKind, StageSpec};
+use crate::store::{self, CheckpointDir, Event, EventRecord, RunDir, RunState};
+use crate::train::{
+    self, Recorder, StageContext, StageOutcome, TrainError, checkpoint, classifier::ClassifierTrainer, gan::GanTrainer,
+};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+/// How a worker ended when it did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerOutcome {
+    Done,
+    /// Stopped on request after writing a checkpoint at `step` of `stage`.
+    Stopped { stage: String, step: u64 },
+}
+
+/// Run (or continue) every unfinished stage of `run`. `observer` sees each
+/// event as it is recorded; `stop` is polled at step boundaries.
+pub fn execute(
+    run: &RunDir,
+    stop: &AtomicBool,
+    observer: impl FnMut(&EventRecord),
+) -> Result<WorkerOutcome, TrainError> {
+    let spec = run.spec()?;
+    let mut status = run.status()?;
+    if status.state == RunState::Done {
+        return Ok(WorkerOutcome::Done);
+    }
+    let mut recorder = Recorder::new(run, observer)?;
+    let result = execute_stages(run, &spec, stop, &mut recorder);
+    let (state, reason) = match &result {
+        Ok(WorkerOutcome::Done) => (RunState::Done, None),
+        Ok(WorkerOutcome::Stopped { stage, step }) => (
+            RunState::Cancelled,
+            Some(format!(
+                "stopped on request at step {step} of stage '{stage}' (checkpoint written); resume with: scintigan run --resume {}",
+                run.root().display()
+            )),
+        ),
+        Err(e) => (RunState::Failed, Some(e.to_string())),
+    };
+    tracing::info!(%state, reason = reason.as_deref().unwrap_or(""), "worker finished");
+    let _ = recorder.emit(Event::RunFinished {
+        state: state.to_string(),
+        reason: reason.clone(),
+    });
+    let _ = recorder.sync();
+    status = run.status().unwrap_or(status);
+    status.state = state;
+    status.pid = None;
+    status.exit_reason = reason;
+    status.write(&run.status_path())?;
+    result
+}
+
+fn execute_stages(
+    run: &RunDir,
+    spec: &RunSpec,
+    stop: &AtomicBool,
+    recorder: &mut Recorder<'_>,
+) -> Result<WorkerOutcome, TrainError> {
+    let checkpoints = run.checkpoints();
+    let mut status = run.status()?;
+    // A stage whose final checkpoint exists is finished, even if the process
+    // died before status.json said so.
+    for stage in &spec.stage {
+        if !status.completed_stages.contains(&stage.name) && checkpoints.stage_final(&stage.name).is_some() {
+            status.completed_stages.push(stage.name.clone());
+        }
+    }
+    let order = spec.execution_order();
+    let current = order
+        .iter()
+        .map(|&i| &spec.stage[i])
+        .find(|s| !status.completed_stages.contains(&s.name));
+    let latest = checkpoints.latest()?;
+    let resume = match (current, latest) {
+        (Some(stage), Some((dir, state))) if state.stage == stage.name && !state.stage_complete => Some((dir, state)),
+        _ => None,
+    };
+    // Forget what happened after the point we continue from.
+    let completed = status.completed_stages.clone();
+    let (cur_name, cur_step) = (
+        current.map(|s| s.name.clone()).unwrap_or_default(),
+        resume.as_ref().map_or(0, |(_, s)| s.step),
+    );
+    let dropped = recorder.retain(|rec| match rec.event.position() {
+        None => true,
+        Some((stage, step)) => completed.iter().any(|c| c == stage) || (stage == cur_name && step <= cur_step),
+    })?;
+    let resuming = resume.is_some() || !completed.is_empty() || dropped > 0;
+
+    let first_device = current.map_or(crate::config::DeviceChoice::Auto, |s| s.train.device);
+    let device = train::select_device(first_device).map_err(|message| TrainError::Setup {
+        stage: cur_name.clone(),
+        message,
+    })?;
+    recorder.emit(Event::RunStarted {
+        name: spec.name.clone(),
+        device: train::device_name(device),
+        pid: std::process::id(),
+    })?;
+    if resuming {
+        recorder.emit(Event::Resumed {
+            stage: cur_name.clone(),
+            step: cur_step,
+            dropped_events: dropped,
+        })?;
+    }
+    status.state = RunState::Running;
+    status.pid = Some(std::process::id());
+    status.device = Some(train::device_name(device));
+    status.exit_reason = None;
+    status.write(&run.status_path())?;
+
+    let mut resume = resume;
+    for &i in &order {
+        let stage = &spec.stage[i];
+        if status.completed_stages.contains(&stage.name) {
+            continue;
+        }
+        let device = train::select_device(stage.train.device).map_err(|message| TrainError::Setup {
+            stage: stage.name.clone(),
+            message,
+        })?;
+        status.stage = Some(stage.name.clone());
+        status.device = Some(train::device_name(device));
+        status.write(&run.status_path())?;
+        tracing::info!(stage = %stage.name, device = %train::device_name(device), "stage starting");
+        let init = match resume {
+            Some(_) => None,
+            None => resolve_init(run, spec, stage)?,
+        };
+        let mut ctx = StageContext {
+            run,
+            spec: stage,
+            device,
+            recorder,
+            stop,
+            resume: resume.take(),
+            init,
+        };
+        match run_one_stage(&mut ctx)? {
+            StageOutcome::Finished { .. } => {
+                status = run.status()?;
+                status.completed_stages.push(stage.name.clone());
+                status.write(&run.status_path())?;
+            }
+            StageOutcome::Stopped { step } => {
+                return Ok(WorkerOutcome::Stopped {
+                    stage: stage.name.clone(),
+                    step,
+                });
+            }
+        }
+    }
+    Ok(WorkerOutcome::Done)
+}
+
+fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainError> {
+    let data = crate::data::load(&ctx.spec.data)?;
+    let init = match &ctx.init {
+        Some(path) => Some((path.clone(), checkpoint::read(path).map_err(|m| ctx.torch_err(m))?)),
+        None => None,
+    };
+    let report = |fresh: Result<Vec<String>, String>, path: &PathBuf| -> Result<Event, TrainError> {
+        let fresh = fresh.map_err(|m| ctx.torch_err(format!("init_from {}: {m}", path.display())))?;
+        let mut message = format!("initialised from {}", path.display());
+        if !fresh.is_empty() {
+            message.push_str(&format!("; re-initialised (shape differs): {}", fresh.join(", ")));
+        }
+        Ok(Event::Log {
+            level: "info".into(),
+            message,
+        })
+    };
+    match ctx.spec.kind {
+        StageKind::Gan => {
+            let mut trainer = GanTrainer::new(ctx.spec, data, ctx.device)?;
+            if let Some((path, tensors)) = &init {
+                let event = report(trainer.load_init(tensors), path)?;
+                ctx.recorder.emit(event)?;
+            }
+            train::run_stage(ctx, &mut trainer)
+        }
+        StageKind::Classifier => {
+            let mut trainer = ClassifierTrainer::new(ctx.spec, data, ctx.device)?;
+            if let Some((path, tensors)) = &init {
+                let event = report(trainer.load_init(tensors), path)?;
+                ctx.recorder.emit(event)?;
+            }
+            train::run_stage(ctx, &mut trainer)
+        }
+    }
+}
+
+/// The weights file `init_from` points at.
+fn resolve_init(run: &RunDir, spec: &RunSpec, stage: &StageSpec) -> Result<Option<PathBuf>, TrainError> {
+    let err = |message: String| TrainError::Setup {
+        stage: stage.name.clone(),
+        message,
+    };
+    let Some(init) = &stage.init_from else {
+        return Ok(None);
+    };
+    let dir = match init {
+        InitFrom::Run(name) if spec.stage.iter().any(|s| &s.name == name) => run
+            .checkpoints()
+            .stage_final(name)
+            .ok_or_else(|| err(format!("init_from run:{name}: that stage has no final checkpoint yet")))?,
+        InitFrom::Run(name) => {
+            let runs_root = run.root().parent().unwrap_or(run.root());
+            let other = store::latest_done_run(runs_root, name).ok_or_else(|| {
+                err(format!(
+                    "init_from run:{name}: no finished run named '{name}' under {}; run it first or give a checkpoint path",
+                    runs_root.display()
+                ))
+            })?;
+            let other_spec = other.spec()?;
+            let last = other_spec
+                .execution_order()
+                .last()
+                .map(|&i| other_spec.stage[i].name.clone())
+                .unwrap_or_default();
+            other
+                .checkpoints()
+                .stage_final(&last)
+                .ok_or_else(|| err(format!("init_from run:{name}: {} has no final checkpoint", other.root().display())))?
+        }
+        InitFrom::Path(path) if path.is_dir() => path.clone(),
+        InitFrom::Path(path) if path.is_file() => return Ok(Some(path.clone())),
+        InitFrom::Path(path) => {
+            return Err(err(format!(
+                "init_from {}: no such file or checkpoint folder",
+                path.display()
+            )));
+        }
+    };
+    Ok(Some(dir.join(CheckpointDir::WEIGHTS)))
+}
