@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
-#[command(name = "scintigan", version, about = "Train and watch MU-ACGAN bone-scan classification runs from a terminal")]
+#[command(
+    name = "scintigan",
+    version,
+    about = "Train and watch MU-ACGAN bone-scan classification runs from a terminal"
+)]
 struct Cli {
     /// The runs directory (the tool's database).
     #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
@@ -64,7 +68,10 @@ fn main() -> ExitCode {
 fn check(files: &[PathBuf], runs_dir: &Path) -> Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let known = KnownRuns::scan(dir, Some(runs_dir));
         match config::load_config(file, &known) {
             Ok(spec) => {
@@ -73,7 +80,12 @@ fn check(files: &[PathBuf], runs_dir: &Path) -> Result<ExitCode> {
                     .iter()
                     .map(|s| format!("{} ({} {})", s.name, s.kind, s.model.arch))
                     .collect();
-                println!("{}: ok: run '{}', stages: {}", file.display(), spec.name, stages.join(", "));
+                println!(
+                    "{}: ok: run '{}', stages: {}",
+                    file.display(),
+                    spec.name,
+                    stages.join(", ")
+                );
             }
             Err(errors) => {
                 failed += 1;
@@ -96,7 +108,10 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
         RunDir::open(target)?
     } else {
         let known = KnownRuns::scan(
-            target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+            target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
             Some(runs_dir),
         );
         let spec = config::load_config(target, &known).map_err(|errors| {

@@ -55,7 +55,14 @@ impl Progress {
 
     pub fn observe(&mut self, rec: &EventRecord) {
         match &rec.event {
-            Event::StageStarted { stage, kind, arch, epochs, steps_per_epoch, .. } => {
+            Event::StageStarted {
+                stage,
+                kind,
+                arch,
+                epochs,
+                steps_per_epoch,
+                ..
+            } => {
                 self.total = epochs * steps_per_epoch;
                 if let Some(bar) = &self.bar {
                     bar.set_length(self.total);
@@ -63,26 +70,70 @@ impl Progress {
                     bar.reset_eta();
                     bar.set_prefix(stage.clone());
                 }
-                self.line(format!("stage {stage}: {kind} {arch}, {epochs} epochs x {steps_per_epoch} steps"), true);
+                self.line(
+                    format!(
+                        "stage {stage}: {kind} {arch}, {epochs} epochs x {steps_per_epoch} steps"
+                    ),
+                    true,
+                );
             }
-            Event::GanStep { stage, epoch, step, g_loss, d_loss, d_real_acc, d_fake_acc, .. } => {
-                let msg = format!("epoch {epoch}  G {g_loss:.3}  D {d_loss:.3}  D acc real {d_real_acc:.2} fake {d_fake_acc:.2}");
+            Event::GanStep {
+                stage,
+                epoch,
+                step,
+                g_loss,
+                d_loss,
+                d_real_acc,
+                d_fake_acc,
+                ..
+            } => {
+                let msg = format!(
+                    "epoch {epoch}  G {g_loss:.3}  D {d_loss:.3}  D acc real {d_real_acc:.2} fake {d_fake_acc:.2}"
+                );
                 self.step(stage, *step, msg);
             }
-            Event::TrainStep { stage, epoch, step, loss, accuracy, .. } => {
-                self.step(stage, *step, format!("epoch {epoch}  loss {loss:.3}  acc {accuracy:.3}"));
+            Event::TrainStep {
+                stage,
+                epoch,
+                step,
+                loss,
+                accuracy,
+                ..
+            } => {
+                self.step(
+                    stage,
+                    *step,
+                    format!("epoch {epoch}  loss {loss:.3}  acc {accuracy:.3}"),
+                );
             }
-            Event::Eval { stage, epoch, accuracy, macro_f1, .. } => {
-                self.line(format!("{stage} epoch {epoch}: test accuracy {accuracy:.3}, macro F1 {macro_f1:.3}"), true);
+            Event::Eval {
+                stage,
+                epoch,
+                accuracy,
+                macro_f1,
+                ..
+            } => {
+                self.line(
+                    format!(
+                        "{stage} epoch {epoch}: test accuracy {accuracy:.3}, macro F1 {macro_f1:.3}"
+                    ),
+                    true,
+                );
             }
-            Event::Resumed { stage, step, dropped_events } => {
+            Event::Resumed {
+                stage,
+                step,
+                dropped_events,
+            } => {
                 self.line(format!("resuming stage {stage} after step {step} ({dropped_events} later events dropped)"), true);
                 if let Some(bar) = &self.bar {
                     bar.set_position(*step);
                 }
             }
             Event::Log { level, message } => self.line(format!("{level}: {message}"), true),
-            Event::StageFinished { stage, step } => self.line(format!("stage {stage} finished at step {step}"), true),
+            Event::StageFinished { stage, step } => {
+                self.line(format!("stage {stage} finished at step {step}"), true)
+            }
             _ => {}
         }
     }

@@ -90,8 +90,14 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream() {
-        let a: Vec<u64> = (0..5).map(|_| 0).scan(SplitMix64::derive(7, 3), |r, _| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..5).map(|_| 0).scan(SplitMix64::derive(7, 3), |r, _| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..5)
+            .map(|_| 0)
+            .scan(SplitMix64::derive(7, 3), |r, _| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..5)
+            .map(|_| 0)
+            .scan(SplitMix64::derive(7, 3), |r, _| Some(r.next_u64()))
+            .collect();
         assert_eq!(a, b);
         let c = SplitMix64::derive(7, 4).next_u64();
         assert_ne!(a[0], c);

@@ -8,7 +8,8 @@
 use crate::config::{InitFrom, RunSpec, StageKind, StageSpec};
 use crate::store::{self, CheckpointDir, Event, EventRecord, RunDir, RunState};
 use crate::train::{
-    self, Recorder, StageContext, StageOutcome, TrainError, checkpoint, classifier::ClassifierTrainer, gan::GanTrainer,
+    self, Recorder, StageContext, StageOutcome, TrainError, checkpoint,
+    classifier::ClassifierTrainer, gan::GanTrainer,
 };
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -18,7 +19,10 @@ use std::sync::atomic::AtomicBool;
 pub enum WorkerOutcome {
     Done,
     /// Stopped on request after writing a checkpoint at `step` of `stage`.
-    Stopped { stage: String, step: u64 },
+    Stopped {
+        stage: String,
+        step: u64,
+    },
 }
 
 /// Run (or continue) every unfinished stage of `run`. `observer` sees each
@@ -71,7 +75,9 @@ fn execute_stages(
     // A stage whose final checkpoint exists is finished, even if the process
     // died before status.json said so.
     for stage in &spec.stage {
-        if !status.completed_stages.contains(&stage.name) && checkpoints.stage_final(&stage.name).is_some() {
+        if !status.completed_stages.contains(&stage.name)
+            && checkpoints.stage_final(&stage.name).is_some()
+        {
             status.completed_stages.push(stage.name.clone());
         }
     }
@@ -82,7 +88,9 @@ fn execute_stages(
         .find(|s| !status.completed_stages.contains(&s.name));
     let latest = checkpoints.latest()?;
     let resume = match (current, latest) {
-        (Some(stage), Some((dir, state))) if state.stage == stage.name && !state.stage_complete => Some((dir, state)),
+        (Some(stage), Some((dir, state))) if state.stage == stage.name && !state.stage_complete => {
+            Some((dir, state))
+        }
         _ => None,
     };
     // Forget what happened after the point we continue from.
@@ -93,7 +101,9 @@ fn execute_stages(
     );
     let dropped = recorder.retain(|rec| match rec.event.position() {
         None => true,
-        Some((stage, step)) => completed.iter().any(|c| c == stage) || (stage == cur_name && step <= cur_step),
+        Some((stage, step)) => {
+            completed.iter().any(|c| c == stage) || (stage == cur_name && step <= cur_step)
+        }
     })?;
     let resuming = resume.is_some() || !completed.is_empty() || dropped > 0;
 
@@ -126,10 +136,11 @@ fn execute_stages(
         if status.completed_stages.contains(&stage.name) {
             continue;
         }
-        let device = train::select_device(stage.train.device).map_err(|message| TrainError::Setup {
-            stage: stage.name.clone(),
-            message,
-        })?;
+        let device =
+            train::select_device(stage.train.device).map_err(|message| TrainError::Setup {
+                stage: stage.name.clone(),
+                message,
+            })?;
         status.stage = Some(stage.name.clone());
         status.device = Some(train::device_name(device));
         status.write(&run.status_path())?;
@@ -167,20 +178,28 @@ fn execute_stages(
 fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainError> {
     let data = crate::data::load(&ctx.spec.data)?;
     let init = match &ctx.init {
-        Some(path) => Some((path.clone(), checkpoint::read(path).map_err(|m| ctx.torch_err(m))?)),
+        Some(path) => Some((
+            path.clone(),
+            checkpoint::read(path).map_err(|m| ctx.torch_err(m))?,
+        )),
         None => None,
     };
-    let report = |fresh: Result<Vec<String>, String>, path: &PathBuf| -> Result<Event, TrainError> {
-        let fresh = fresh.map_err(|m| ctx.torch_err(format!("init_from {}: {m}", path.display())))?;
-        let mut message = format!("initialised from {}", path.display());
-        if !fresh.is_empty() {
-            message.push_str(&format!("; re-initialised (shape differs): {}", fresh.join(", ")));
-        }
-        Ok(Event::Log {
-            level: "info".into(),
-            message,
-        })
-    };
+    let report =
+        |fresh: Result<Vec<String>, String>, path: &PathBuf| -> Result<Event, TrainError> {
+            let fresh =
+                fresh.map_err(|m| ctx.torch_err(format!("init_from {}: {m}", path.display())))?;
+            let mut message = format!("initialised from {}", path.display());
+            if !fresh.is_empty() {
+                message.push_str(&format!(
+                    "; re-initialised (shape differs): {}",
+                    fresh.join(", ")
+                ));
+            }
+            Ok(Event::Log {
+                level: "info".into(),
+                message,
+            })
+        };
     match ctx.spec.kind {
         StageKind::Gan => {
             let mut trainer = GanTrainer::new(ctx.spec, data, ctx.device)?;
@@ -202,7 +221,11 @@ fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainEr
 }
 
 /// The weights file `init_from` points at.
-fn resolve_init(run: &RunDir, spec: &RunSpec, stage: &StageSpec) -> Result<Option<PathBuf>, TrainError> {
+fn resolve_init(
+    run: &RunDir,
+    spec: &RunSpec,
+    stage: &StageSpec,
+) -> Result<Option<PathBuf>, TrainError> {
     let err = |message: String| TrainError::Setup {
         stage: stage.name.clone(),
         message,
@@ -211,10 +234,13 @@ fn resolve_init(run: &RunDir, spec: &RunSpec, stage: &StageSpec) -> Result<Optio
         return Ok(None);
     };
     let dir = match init {
-        InitFrom::Run(name) if spec.stage.iter().any(|s| &s.name == name) => run
-            .checkpoints()
-            .stage_final(name)
-            .ok_or_else(|| err(format!("init_from run:{name}: that stage has no final checkpoint yet")))?,
+        InitFrom::Run(name) if spec.stage.iter().any(|s| &s.name == name) => {
+            run.checkpoints().stage_final(name).ok_or_else(|| {
+                err(format!(
+                    "init_from run:{name}: that stage has no final checkpoint yet"
+                ))
+            })?
+        }
         InitFrom::Run(name) => {
             let runs_root = run.root().parent().unwrap_or(run.root());
             let other = store::latest_done_run(runs_root, name).ok_or_else(|| {
@@ -229,10 +255,12 @@ fn resolve_init(run: &RunDir, spec: &RunSpec, stage: &StageSpec) -> Result<Optio
                 .last()
                 .map(|&i| other_spec.stage[i].name.clone())
                 .unwrap_or_default();
-            other
-                .checkpoints()
-                .stage_final(&last)
-                .ok_or_else(|| err(format!("init_from run:{name}: {} has no final checkpoint", other.root().display())))?
+            other.checkpoints().stage_final(&last).ok_or_else(|| {
+                err(format!(
+                    "init_from run:{name}: {} has no final checkpoint",
+                    other.root().display()
+                ))
+            })?
         }
         InitFrom::Path(path) if path.is_dir() => path.clone(),
         InitFrom::Path(path) if path.is_file() => return Ok(Some(path.clone())),

@@ -51,8 +51,17 @@ impl Source<'_> {
     /// Turn a TOML parse error into a located error; its message keeps only
     /// the first line (toml adds a source excerpt after it).
     pub fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
-        let message = err.message().lines().next().unwrap_or("invalid TOML").trim();
-        let message = message.to_string();
+        let message = err
+            .message()
+            .lines()
+            .next()
+            .unwrap_or("invalid TOML")
+            .trim();
+        // Say it in the user's words, not Rust's.
+        let message = message
+            .replace("expected i64", "expected an integer")
+            .replace("expected f64", "expected a number")
+            .replace("expected a sequence", "expected an array");
         match err.span() {
             Some(span) => self.at(span, message),
             None => ConfigError::File {

@@ -73,7 +73,9 @@ impl RunSpec {
             }
             if done.len() == before {
                 // A cycle; validation rejects these, but never loop forever.
-                let rest: Vec<usize> = (0..self.stage.len()).filter(|i| !done.contains(i)).collect();
+                let rest: Vec<usize> = (0..self.stage.len())
+                    .filter(|i| !done.contains(i))
+                    .collect();
                 done.extend(rest);
             }
         }
@@ -170,7 +172,11 @@ fn lenient_name_and_after(path: &Path) -> (String, Vec<String>) {
     let mut after: Vec<String> = Vec::new();
     let strings = |v: Option<&toml::Value>| -> Vec<String> {
         v.and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     if let Some(t) = &table {

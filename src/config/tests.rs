@@ -44,8 +44,14 @@ train = { device = "cuda:1", epochs = 3 }
 "#;
     let spec = parse(text).expect("valid");
     let frozen = spec.to_toml().expect("serialises");
-    let again = parse_config("f.toml", &frozen, Path::new("/p"), "f", &KnownRuns::permissive())
-        .expect("frozen config is valid");
+    let again = parse_config(
+        "f.toml",
+        &frozen,
+        Path::new("/p"),
+        "f",
+        &KnownRuns::permissive(),
+    )
+    .expect("frozen config is valid");
     assert_eq!(spec, again);
 }
 

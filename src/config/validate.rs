@@ -97,9 +97,15 @@ fn build(ctx: &Context<'_>, raw: RawFile, errs: &mut Errors<'_>) -> RunSpec {
                 );
             }
             if stages.is_empty() {
-                errs.at(0..0, "'stage' is empty; expected at least one [[stage]] table");
+                errs.at(
+                    0..0,
+                    "'stage' is empty; expected at least one [[stage]] table",
+                );
             }
-            (raw.after, stages.into_iter().map(Spanned::into_inner).collect())
+            (
+                raw.after,
+                stages.into_iter().map(Spanned::into_inner).collect(),
+            )
         }
         None => {
             let Some(kind) = raw.kind else {
@@ -218,14 +224,21 @@ fn check_after_target(
     if known.permissive || stage_names.contains(name) || known.deps.contains_key(name) {
         return;
     }
-    let mut candidates: Vec<&str> = stage_names.iter().map(String::as_str).collect();
-    candidates.extend(known.deps.keys().map(String::as_str));
+    let candidates: BTreeSet<&str> = stage_names
+        .iter()
+        .chain(known.deps.keys())
+        .map(String::as_str)
+        .collect();
+    let candidates: Vec<&str> = candidates.into_iter().collect();
     let expected = if candidates.is_empty() {
         "no runs or stages are known".to_string()
     } else {
         format!("expected one of: {}", candidates.join(", "))
     };
-    errs.at(target.span(), format!("unknown run '{name}' in after; {expected}"));
+    errs.at(
+        target.span(),
+        format!("unknown run '{name}' in after; {expected}"),
+    );
 }
 
 /// Depth-first search for a cycle through `after` edges: stage edges inside
@@ -245,7 +258,10 @@ fn check_cycles(run_name: &str, stages: &[RawStage], known: &KnownRuns, errs: &m
             .flatten()
             .map(|a| (a.get_ref().clone(), a.span()))
             .collect();
-        graph.entry(stage.name.get_ref().clone()).or_default().extend(edges);
+        graph
+            .entry(stage.name.get_ref().clone())
+            .or_default()
+            .extend(edges);
     }
     let mut reported = BTreeSet::new();
     for stage in stages {
@@ -253,13 +269,23 @@ fn check_cycles(run_name: &str, stages: &[RawStage], known: &KnownRuns, errs: &m
         let mut path = vec![(start.clone(), 0..0)];
         if find_cycle(&graph, start, &mut path, &mut BTreeSet::new()) {
             // Point at the first `after` entry on the cycle that this file holds.
-            let span = path.iter().skip(1).map(|(_, s)| s.clone()).find(|s| s.end > 0);
+            let span = path
+                .iter()
+                .skip(1)
+                .map(|(_, s)| s.clone())
+                .find(|s| s.end > 0);
             let Some(span) = span else { continue };
-            if reported.insert(span.start) {
+            let mut members: Vec<String> = path.iter().map(|(n, _)| n.clone()).collect();
+            members.sort();
+            members.dedup();
+            if reported.insert(members) {
                 let names: Vec<&str> = path.iter().map(|(n, _)| n.as_str()).collect();
                 errs.at(
                     span,
-                    format!("dependency cycle: {}; remove one of these after entries", names.join(" -> ")),
+                    format!(
+                        "dependency cycle: {}; remove one of these after entries",
+                        names.join(" -> ")
+                    ),
                 );
             }
         }
@@ -294,7 +320,12 @@ fn build_stage(
     errs: &mut Errors<'_>,
 ) -> StageSpec {
     let kind = choice::<StageKind>(&raw.kind, errs).unwrap_or(StageKind::Gan);
-    let after: Vec<String> = raw.after.iter().flatten().map(|a| a.get_ref().clone()).collect();
+    let after: Vec<String> = raw
+        .after
+        .iter()
+        .flatten()
+        .map(|a| a.get_ref().clone())
+        .collect();
     for a in raw.after.iter().flatten() {
         check_after_target(a, stage_names, ctx.known, errs);
     }
@@ -339,7 +370,13 @@ macro_rules! impl_choice {
         }
     )*};
 }
-impl_choice!(StageKind, GanArch, ClassifierArch, OptimizerKind, DataSource);
+impl_choice!(
+    StageKind,
+    GanArch,
+    ClassifierArch,
+    OptimizerKind,
+    DataSource
+);
 
 fn choice<T: Choice>(value: &Spanned<String>, errs: &mut Errors<'_>) -> Option<T> {
     let parsed = T::parse(value.get_ref());
@@ -407,12 +444,17 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
     let path = raw.path.as_ref().map(|p| ctx.base_dir.join(p.get_ref()));
     if source == DataSource::Folder && path.is_none() {
         let span = raw.source.as_ref().map_or(0..0, |s| s.span());
-        errs.at(span, "data source 'folder' needs path = \"DIR\" (a folder of class subfolders)");
+        errs.at(
+            span,
+            "data source 'folder' needs path = \"DIR\" (a folder of class subfolders)",
+        );
     }
     let image_size = match &raw.image_size {
         None => [256, 128],
         Some(v) => match v.get_ref().as_slice() {
-            &[h, w] if (8..=4096).contains(&h) && (8..=4096).contains(&w) => [h as usize, w as usize],
+            &[h, w] if (8..=4096).contains(&h) && (8..=4096).contains(&w) => {
+                [h as usize, w as usize]
+            }
             other => {
                 errs.at(
                     v.span(),
@@ -424,7 +466,11 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
             }
         },
     };
-    let classes = raw.classes.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+    let classes = raw
+        .classes
+        .as_ref()
+        .map(|c| c.get_ref().clone())
+        .unwrap_or_default();
     if let Some(c) = &raw.classes {
         let unique: BTreeSet<&String> = c.get_ref().iter().collect();
         if c.get_ref().len() < 2 || unique.len() != c.get_ref().len() {
@@ -490,7 +536,10 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         Some(d) => DeviceChoice::parse(d.get_ref()).unwrap_or_else(|| {
             errs.at(
                 d.span(),
-                format!("unknown device '{}'; expected one of: auto, cpu, cuda, cuda:N", d.get_ref()),
+                format!(
+                    "unknown device '{}'; expected one of: auto, cpu, cuda, cuda:N",
+                    d.get_ref()
+                ),
             );
             DeviceChoice::Auto
         }),
@@ -504,8 +553,21 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         weight_decay: float_in(&raw.weight_decay, "weight_decay", 0.0, (0.0, 1.0), errs),
         seed: int_in(&raw.seed, "seed", 0, 0, i64::MAX, errs) as u64,
         device,
-        checkpoint_every: int_in(&raw.checkpoint_every, "checkpoint_every", 1, 1, 1_000_000, errs),
-        checkpoint_minutes: float_in(&raw.checkpoint_minutes, "checkpoint_minutes", 10.0, (0.0, 10_000.0), errs),
+        checkpoint_every: int_in(
+            &raw.checkpoint_every,
+            "checkpoint_every",
+            1,
+            1,
+            1_000_000,
+            errs,
+        ),
+        checkpoint_minutes: float_in(
+            &raw.checkpoint_minutes,
+            "checkpoint_minutes",
+            10.0,
+            (0.0, 10_000.0),
+            errs,
+        ),
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
     }
 }

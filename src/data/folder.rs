@@ -20,7 +20,8 @@ pub fn load_class_folders(
         path: root.to_path_buf(),
         message,
     };
-    let entries = std::fs::read_dir(root).map_err(|e| err(format!("cannot read data folder: {e}")))?;
+    let entries =
+        std::fs::read_dir(root).map_err(|e| err(format!("cannot read data folder: {e}")))?;
     let mut found: Vec<String> = entries
         .flatten()
         .filter(|e| e.path().is_dir())
@@ -28,7 +29,11 @@ pub fn load_class_folders(
         .filter(|n| !n.starts_with('.'))
         .collect();
     found.sort();
-    let classes = if wanted.is_empty() { found.clone() } else { wanted.to_vec() };
+    let classes = if wanted.is_empty() {
+        found.clone()
+    } else {
+        wanted.to_vec()
+    };
     if classes.len() < 2 {
         return Err(err(format!(
             "found {} class folder(s) ({}); expected at least two subfolders, one per class",
@@ -40,14 +45,20 @@ pub fn load_class_folders(
     for (class, name) in classes.iter().enumerate() {
         let mut dir = root.join(name);
         if !dir.is_dir() {
-            return Err(err(format!("no folder for class '{name}'; found: {}", found.join(", "))));
+            return Err(err(format!(
+                "no folder for class '{name}'; found: {}",
+                found.join(", ")
+            )));
         }
         if dir.join("images").is_dir() {
             dir = dir.join("images");
         }
         let files = image_files(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         if files.is_empty() {
-            return Err(err(format!("class folder '{}' holds no PNG or JPEG images", dir.display())));
+            return Err(err(format!(
+                "class folder '{}' holds no PNG or JPEG images",
+                dir.display()
+            )));
         }
         for file in files {
             items.push(Item {

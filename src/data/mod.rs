@@ -98,8 +98,11 @@ fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &Data
     let mut train = Vec::new();
     let mut test = Vec::new();
     for class in 0..classes.len() {
-        let idx: Vec<usize> = (0..items.len()).filter(|&i| items[i].class == class).collect();
-        let order = SplitMix64::derive(spec.split_seed, 0x5EED_0000 + class as u64).permutation(idx.len());
+        let idx: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].class == class)
+            .collect();
+        let order =
+            SplitMix64::derive(spec.split_seed, 0x5EED_0000 + class as u64).permutation(idx.len());
         let mut n_test = (idx.len() as f64 * spec.test_fraction).round() as usize;
         if spec.test_fraction > 0.0 && n_test == 0 && idx.len() >= 2 {
             n_test = 1;
@@ -160,7 +163,10 @@ mod tests {
         // No test image equals a training image.
         for i in 0..6 {
             let t = split.test.images.get(i);
-            let diff = (&split.train.images - &t).abs().flatten(1, -1).sum_dim_intlist(1, false, Kind::Float);
+            let diff = (&split.train.images - &t)
+                .abs()
+                .flatten(1, -1)
+                .sum_dim_intlist(1, false, Kind::Float);
             let min = f64::try_from(diff.min()).unwrap();
             assert!(min > 0.0);
         }

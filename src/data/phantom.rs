@@ -31,8 +31,14 @@ impl Canvas {
     pub fn ellipse(&mut self, u: f64, v: f64, ru: f64, rv: f64, value: f64) {
         let (w, h) = (self.width as f64, self.height as f64);
         let (cx, cy, rx, ry) = (u * w, v * h, (ru * w).max(0.5), (rv * h).max(0.5));
-        let (x0, x1) = ((cx - rx - 1.0).max(0.0) as usize, ((cx + rx + 2.0).min(w)) as usize);
-        let (y0, y1) = ((cy - ry - 1.0).max(0.0) as usize, ((cy + ry + 2.0).min(h)) as usize);
+        let (x0, x1) = (
+            (cx - rx - 1.0).max(0.0) as usize,
+            ((cx + rx + 2.0).min(w)) as usize,
+        );
+        let (y0, y1) = (
+            (cy - ry - 1.0).max(0.0) as usize,
+            ((cy + ry + 2.0).min(h)) as usize,
+        );
         for y in y0..y1 {
             for x in x0..x1 {
                 let dx = (x as f64 + 0.5 - cx) / rx;
@@ -50,8 +56,14 @@ impl Canvas {
         let (w, h) = (self.width as f64, self.height as f64);
         let (cx, cy, s) = (u * w, v * h, (sigma * w).max(0.5));
         let reach = 3.0 * s;
-        let (x0, x1) = ((cx - reach).max(0.0) as usize, ((cx + reach + 1.0).min(w)) as usize);
-        let (y0, y1) = ((cy - reach).max(0.0) as usize, ((cy + reach + 1.0).min(h)) as usize);
+        let (x0, x1) = (
+            (cx - reach).max(0.0) as usize,
+            ((cx + reach + 1.0).min(w)) as usize,
+        );
+        let (y0, y1) = (
+            (cy - reach).max(0.0) as usize,
+            ((cy + reach + 1.0).min(h)) as usize,
+        );
         for y in y0..y1 {
             for x in x0..x1 {
                 let dx = x as f64 + 0.5 - cx;
@@ -66,10 +78,19 @@ impl Canvas {
     pub fn line(&mut self, (u0, v0): (f64, f64), (u1, v1): (f64, f64), sigma: f64, value: f64) {
         let (w, h) = (self.width as f64, self.height as f64);
         let len_px = ((u1 - u0) * w).hypot((v1 - v0) * h);
-        let n = (len_px / (sigma * w).max(0.5)).ceil().max(2.0) as usize;
+        let s_px = (sigma * w).max(0.5);
+        let n = (len_px / s_px).ceil().max(2.0) as usize;
+        // Blobs overlap along the line: scale each so the ridge peaks at `value`.
+        let spacing = (len_px / n as f64).max(1e-9);
+        let overlap = ((2.0 * std::f64::consts::PI).sqrt() * s_px / spacing).max(1.0);
         for i in 0..=n {
             let t = i as f64 / n as f64;
-            self.blob(u0 + (u1 - u0) * t, v0 + (v1 - v0) * t, sigma, value);
+            self.blob(
+                u0 + (u1 - u0) * t,
+                v0 + (v1 - v0) * t,
+                sigma,
+                value / overlap,
+            );
         }
     }
 
@@ -117,15 +138,45 @@ pub fn bone_scan(height: usize, width: usize, class: usize, seed: u64, index: u6
     for i in 0..10 {
         let y = 0.17 + 0.028 * i as f64;
         for side in [-1.0, 1.0] {
-            c.line((0.5, v(y)), (0.5 + side * 0.17 * s, v(y + 0.03)), 0.008, bone * 0.45);
+            c.line(
+                (0.5 + side * 0.025, v(y)),
+                (0.5 + side * 0.17 * s, v(y + 0.03)),
+                0.008,
+                bone * 0.45,
+            );
         }
     }
     for side in [-1.0, 1.0] {
-        c.line((0.5, v(0.5)), (0.5 + side * 0.15 * s, v(0.46)), 0.02, bone * 0.8); // iliac wing
-        c.line((0.5 + side * 0.1 * s, v(0.53)), (0.5 + side * 0.1 * s, v(0.74)), 0.014, bone * 0.8); // femur
-        c.line((0.5 + side * 0.1 * s, v(0.76)), (0.5 + side * 0.1 * s, v(0.97)), 0.012, bone * 0.7); // tibia
-        c.line((0.5 + side * 0.2 * s, v(0.17)), (0.5 + side * 0.3 * s, v(0.35)), 0.011, bone * 0.6); // humerus
-        c.line((0.5 + side * 0.06, v(0.15)), (0.5 + side * 0.2 * s, v(0.16)), 0.01, bone * 0.6); // clavicle
+        c.line(
+            (0.5, v(0.5)),
+            (0.5 + side * 0.15 * s, v(0.46)),
+            0.02,
+            bone * 0.8,
+        ); // iliac wing
+        c.line(
+            (0.5 + side * 0.1 * s, v(0.53)),
+            (0.5 + side * 0.1 * s, v(0.74)),
+            0.014,
+            bone * 0.8,
+        ); // femur
+        c.line(
+            (0.5 + side * 0.1 * s, v(0.76)),
+            (0.5 + side * 0.1 * s, v(0.97)),
+            0.012,
+            bone * 0.7,
+        ); // tibia
+        c.line(
+            (0.5 + side * 0.2 * s, v(0.17)),
+            (0.5 + side * 0.3 * s, v(0.35)),
+            0.011,
+            bone * 0.6,
+        ); // humerus
+        c.line(
+            (0.5 + side * 0.06, v(0.15)),
+            (0.5 + side * 0.2 * s, v(0.16)),
+            0.01,
+            bone * 0.6,
+        ); // clavicle
     }
     c.blob(0.5, v(0.55), 0.03, 0.8); // bladder: physiological, every class
     match class {
@@ -180,21 +231,36 @@ pub fn chest_xray(height: usize, width: usize, class: usize, seed: u64, index: u
             for side in [-1.0, 1.0] {
                 for _ in 0..2 + rng.below(3) {
                     let u = 0.5 + side * rng.uniform(0.24, 0.3) * s;
-                    c.blob(u, rng.uniform(0.5, 0.72), rng.uniform(0.03, 0.05), rng.uniform(0.12, 0.2));
+                    c.blob(
+                        u,
+                        rng.uniform(0.5, 0.72),
+                        rng.uniform(0.03, 0.05),
+                        rng.uniform(0.12, 0.2),
+                    );
                 }
             }
         }
         1 => {
             // Lung opacity: one dense consolidation in one lung.
             let side = if rng.below(2) == 0 { -1.0 } else { 1.0 };
-            c.blob(0.5 + side * 0.19 * s, rng.uniform(0.35, 0.65), rng.uniform(0.06, 0.09), 0.35);
+            c.blob(
+                0.5 + side * 0.19 * s,
+                rng.uniform(0.35, 0.65),
+                rng.uniform(0.06, 0.09),
+                0.35,
+            );
         }
         3 => {
             // Viral pneumonia: diffuse, perihilar, fine interstitial pattern.
             for _ in 0..25 {
                 let side = if rng.below(2) == 0 { -1.0 } else { 1.0 };
                 let u = 0.5 + side * rng.uniform(0.08, 0.22) * s;
-                c.blob(u, rng.uniform(0.3, 0.7), rng.uniform(0.008, 0.015), rng.uniform(0.1, 0.2));
+                c.blob(
+                    u,
+                    rng.uniform(0.3, 0.7),
+                    rng.uniform(0.008, 0.015),
+                    rng.uniform(0.1, 0.2),
+                );
             }
         }
         _ => {}
@@ -234,22 +300,28 @@ mod tests {
     }
 
     #[test]
-    fn metastasis_adds_hot_spine_uptake() {
-        // Mean brightness of the thoracic spine band, over several patients.
-        let band = |class: usize| -> f32 {
+    fn metastasis_adds_focal_hot_spots_on_the_trunk() {
+        // Peakiness of the trunk band (99th percentile over median), averaged
+        // over patients: focal uptake raises it.
+        let peakiness = |class: usize| -> f32 {
             (0..20)
                 .map(|i| {
                     let img = bone_scan(128, 64, class, 11, i);
-                    let rows = 25..60;
-                    let vals: Vec<f32> = rows
-                        .flat_map(|y| (24..40).map(move |x| (y, x)))
+                    let mut band: Vec<f32> = (20..62)
+                        .flat_map(|y| (12..52).map(move |x| (y, x)))
                         .map(|(y, x)| img.pixels[y * 64 + x])
+                        .filter(|&p| p > 0.05)
                         .collect();
-                    vals.iter().sum::<f32>() / vals.len() as f32
+                    band.sort_by(f32::total_cmp);
+                    band[band.len() * 99 / 100] / band[band.len() / 2].max(1e-3)
                 })
                 .sum::<f32>()
                 / 20.0
         };
-        assert!(band(1) > band(0), "metastasis {} healthy {}", band(1), band(0));
+        let (healthy, metastasis) = (peakiness(0), peakiness(1));
+        assert!(
+            metastasis > healthy * 1.2,
+            "metastasis {metastasis} healthy {healthy}"
+        );
     }
 }

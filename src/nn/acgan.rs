@@ -41,8 +41,18 @@ pub fn acgan_generator(p: nn::Path, dims: AcganDims) -> Result<AcganGenerator, M
     let (h0, w0) = (dims.height / 4, dims.width / 4);
     Ok(AcganGenerator {
         dims,
-        embed: nn::embedding(&p / "label_embed", dims.n_classes, dims.latent_dim, Default::default()),
-        fc: nn::linear(&p / "fc", dims.latent_dim, 4 * c * h0 * w0, Default::default()),
+        embed: nn::embedding(
+            &p / "label_embed",
+            dims.n_classes,
+            dims.latent_dim,
+            Default::default(),
+        ),
+        fc: nn::linear(
+            &p / "fc",
+            dims.latent_dim,
+            4 * c * h0 * w0,
+            Default::default(),
+        ),
         bn0: batch_norm2d(&p / "bn0", 4 * c),
         conv1: conv3x3(&p / "conv1", 4 * c, 2 * c, 1, true),
         bn1: batch_norm2d(&p / "bn1", 2 * c),
@@ -57,10 +67,16 @@ impl Generator for AcganGenerator {
         let d = self.dims;
         let (h0, w0) = (d.height / 4, d.width / 4);
         let x = (z * self.embed.forward(labels)).apply(&self.fc);
-        let x = x.view([-1, 4 * d.base_channels, h0, w0]).apply_t(&self.bn0, train);
-        let x = x.upsample_nearest2d([h0 * 2, w0 * 2], None, None).apply(&self.conv1);
+        let x = x
+            .view([-1, 4 * d.base_channels, h0, w0])
+            .apply_t(&self.bn0, train);
+        let x = x
+            .upsample_nearest2d([h0 * 2, w0 * 2], None, None)
+            .apply(&self.conv1);
         let x = leaky_relu_02(&x.apply_t(&self.bn1, train));
-        let x = x.upsample_nearest2d([d.height, d.width], None, None).apply(&self.conv2);
+        let x = x
+            .upsample_nearest2d([d.height, d.width], None, None)
+            .apply(&self.conv2);
         let x = leaky_relu_02(&x.apply_t(&self.bn2, train));
         x.apply(&self.out).tanh()
     }
@@ -90,7 +106,12 @@ pub fn acgan_discriminator(p: nn::Path, dims: AcganDims) -> AcganDiscriminator {
         convs,
         norms,
         fc_source: nn::linear(&p / "fc_source", features, 1, Default::default()),
-        fc_class: nn::linear(&p / "fc_class", features, dims.n_classes, Default::default()),
+        fc_class: nn::linear(
+            &p / "fc_class",
+            features,
+            dims.n_classes,
+            Default::default(),
+        ),
     }
 }
 
@@ -105,7 +126,10 @@ impl Discriminator for AcganDiscriminator {
             x = leaky_relu_02(&x);
         }
         let x = x.flatten(1, -1);
-        (x.apply(&self.fc_source).squeeze_dim(1), x.apply(&self.fc_class))
+        (
+            x.apply(&self.fc_source).squeeze_dim(1),
+            x.apply(&self.fc_class),
+        )
     }
 }
 

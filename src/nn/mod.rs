@@ -24,7 +24,9 @@ pub trait Discriminator: std::fmt::Debug {
 /// Shape problems a model cannot be built for.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{arch} needs image sizes divisible by {divisor}; got {height}x{width} (height x width): set data.image_size to e.g. [{h_ok}, {w_ok}]")]
+    #[error(
+        "{arch} needs image sizes divisible by {divisor}; got {height}x{width} (height x width): set data.image_size to e.g. [{h_ok}, {w_ok}]"
+    )]
     BadImageSize {
         arch: &'static str,
         divisor: i64,
@@ -37,7 +39,12 @@ pub enum ModelError {
     NotAvailable(String, &'static str),
 }
 
-pub(crate) fn check_divisible(arch: &'static str, divisor: i64, height: i64, width: i64) -> Result<(), ModelError> {
+pub(crate) fn check_divisible(
+    arch: &'static str,
+    divisor: i64,
+    height: i64,
+    width: i64,
+) -> Result<(), ModelError> {
     if height % divisor == 0 && width % divisor == 0 {
         return Ok(());
     }

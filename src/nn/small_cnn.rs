@@ -3,8 +3,8 @@
 //! a linear head. Input `[B, 1, H, W]` in `[0, 1]`, output logits `[B, n_classes]`.
 
 use super::layers::{batch_norm2d, conv3x3};
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 #[derive(Debug)]
 pub struct SmallCnn {
@@ -34,8 +34,14 @@ impl ModuleT for SmallCnn {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.shallow_clone();
         for (conv, bn) in self.convs.iter().zip(&self.norms) {
-            x = x.apply(conv).apply_t(bn, train).relu().max_pool2d_default(2);
+            x = x
+                .apply(conv)
+                .apply_t(bn, train)
+                .relu()
+                .max_pool2d_default(2);
         }
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.head)
+        x.adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.head)
     }
 }

@@ -25,7 +25,6 @@ pub struct CheckpointState {
     pub written_at: f64,
 }
 
-
 const STATE_FILE: &str = "state.json";
 const LATEST_FILE: &str = "latest";
 
@@ -111,7 +110,12 @@ impl CheckpointDir {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                p.is_dir()
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
             .filter_map(|p| Self::read_state(&p).ok().map(|s| (p, s)))
             .collect();
         all.sort_by(|a, b| a.1.written_at.total_cmp(&b.1.written_at));

@@ -204,7 +204,12 @@ impl EventWriter {
     /// Open for appending after the existing events, cutting a torn last line.
     pub fn open(path: &Path) -> io::Result<Self> {
         let history = read_events(path)?;
-        let next_seq = history.records.iter().map(|r| r.seq).max().map_or(1, |s| s + 1);
+        let next_seq = history
+            .records
+            .iter()
+            .map(|r| r.seq)
+            .max()
+            .map_or(1, |s| s + 1);
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         if file.metadata()?.len() > history.valid_len {
             file.set_len(history.valid_len)?;
@@ -259,7 +264,8 @@ mod tests {
     use super::*;
 
     fn temp_file(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("scintigan-events-{tag}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("scintigan-events-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("events.jsonl")
     }
@@ -298,14 +304,23 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let mut w = EventWriter::open(&path).unwrap();
         for step in 1..=4 {
-            w.append(Event::StageFinished { stage: "s".into(), step }).unwrap();
+            w.append(Event::StageFinished {
+                stage: "s".into(),
+                step,
+            })
+            .unwrap();
         }
         let dropped = w
             .retain(|r| r.event.position().is_none_or(|(_, step)| step <= 2))
             .unwrap();
         assert_eq!(dropped, 2);
         assert_eq!(w.append(log("x")).unwrap().seq, 5);
-        let seqs: Vec<u64> = read_events(&path).unwrap().records.iter().map(|r| r.seq).collect();
+        let seqs: Vec<u64> = read_events(&path)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(seqs, vec![1, 2, 5]);
     }
 

@@ -34,7 +34,9 @@ pub enum StoreError {
     },
     #[error("{path}: damaged: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("{path}: not a run directory (no config.toml); expected a folder under runs/ made by `scintigan run`")]
+    #[error(
+        "{path}: not a run directory (no config.toml); expected a folder under runs/ made by `scintigan run`"
+    )]
     NotARun { path: PathBuf },
     #[error("{path}: frozen config is invalid: {message}")]
     BadConfig { path: PathBuf, message: String },
@@ -82,7 +84,8 @@ impl RunDir {
             path: run.config_path(),
             message: e.to_string(),
         })?;
-        let header = "# Frozen by scintigan when this run was created; edit configs/, not this file.\n";
+        let header =
+            "# Frozen by scintigan when this run was created; edit configs/, not this file.\n";
         write_atomic(&run.config_path(), format!("{header}{text}").as_bytes())
             .map_err(|e| StoreError::io(&run.config_path(), e))?;
         Status::new(&spec.name).write(&run.status_path())?;
@@ -137,7 +140,11 @@ impl RunDir {
         crate::config::load_config(&path, &KnownRuns::permissive()).map_err(|errs| {
             StoreError::BadConfig {
                 path: path.clone(),
-                message: errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                message: errs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             }
         })
     }

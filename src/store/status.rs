@@ -79,11 +79,13 @@ impl Status {
 
     pub fn write(&mut self, path: &Path) -> Result<(), super::StoreError> {
         self.updated_at = super::time::unix_now();
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| super::StoreError::Corrupt {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| super::StoreError::Corrupt {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         text.push('\n');
-        super::atomic::write_atomic(path, text.as_bytes()).map_err(|e| super::StoreError::io(path, e))
+        super::atomic::write_atomic(path, text.as_bytes())
+            .map_err(|e| super::StoreError::io(path, e))
     }
 }

@@ -13,7 +13,12 @@ pub fn var_store_tensors(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor
     let mut out: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(name, t)| (format!("{prefix}{name}"), t.detach().to_device(tch::Device::Cpu)))
+        .map(|(name, t)| {
+            (
+                format!("{prefix}{name}"),
+                t.detach().to_device(tch::Device::Cpu),
+            )
+        })
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
@@ -59,7 +64,11 @@ pub fn load_var_store(
                     report.loaded += 1;
                 }
                 Some(src) if strict => {
-                    return Err(format!("{key}: shape {:?} in file, model expects {:?}", src.size(), var.size()));
+                    return Err(format!(
+                        "{key}: shape {:?} in file, model expects {:?}",
+                        src.size(),
+                        var.size()
+                    ));
                 }
                 None if strict => return Err(format!("{key}: missing from checkpoint")),
                 _ => report.reinitialised.push(name),

@@ -32,10 +32,16 @@ pub struct ClassifierTrainer {
 
 impl ClassifierTrainer {
     pub fn new(spec: &StageSpec, data: Split, device: Device) -> Result<Self, TrainError> {
+        // Weight initialisation draws from torch's RNG: seed it for reproducible runs.
+        tch::manual_seed((spec.train.seed >> 1) as i64);
         let vs = nn::VarStore::new(device);
         let n_classes = data.train.classes.len() as i64;
         let model: Box<dyn ModuleT> = match spec.model.classifier_arch() {
-            Some(ClassifierArch::SmallCnn) => Box::new(small_cnn(vs.root(), spec.model.base_channels as i64, n_classes)),
+            Some(ClassifierArch::SmallCnn) => Box::new(small_cnn(
+                vs.root(),
+                spec.model.base_channels as i64,
+                n_classes,
+            )),
             _ => return Err(ModelError::NotAvailable(spec.model.arch.clone(), "small-cnn").into()),
         };
         let cfg = OptimConfig {
@@ -86,9 +92,11 @@ impl ClassifierTrainer {
                 let x = self.test.images.narrow(0, start, len);
                 let y = self.test.labels.narrow(0, start, len);
                 let logits = self.model.forward_t(&x, false);
-                let batch_loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0);
+                let batch_loss =
+                    logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0);
                 loss += f64::try_from(batch_loss).unwrap_or(f64::NAN);
-                let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu)).unwrap_or_default();
+                let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
+                    .unwrap_or_default();
                 let truth = Vec::<i64>::try_from(y.to_device(Device::Cpu)).unwrap_or_default();
                 confusion.add(&truth, &pred);
                 start += len;
@@ -126,7 +134,12 @@ impl StageTrainer for ClassifierTrainer {
         Ok(())
     }
 
-    fn log_event(&mut self, epoch: u64, step: u64, images_per_sec: f64) -> Result<Event, TrainError> {
+    fn log_event(
+        &mut self,
+        epoch: u64,
+        step: u64,
+        images_per_sec: f64,
+    ) -> Result<Event, TrainError> {
         self.check_finite(step)?;
         let loss = f64::try_from(&self.loss_sum).unwrap_or(f64::NAN) / self.steps.max(1) as f64;
         let accuracy = f64::try_from(&self.correct).unwrap_or(0.0) / self.images.max(1) as f64;
@@ -156,7 +169,12 @@ impl StageTrainer for ClassifierTrainer {
         })
     }
 
-    fn end_of_epoch(&mut self, _ctx: &StageContext<'_, '_>, epoch: u64, step: u64) -> Result<Vec<Event>, TrainError> {
+    fn end_of_epoch(
+        &mut self,
+        _ctx: &StageContext<'_, '_>,
+        epoch: u64,
+        step: u64,
+    ) -> Result<Vec<Event>, TrainError> {
         if self.test.is_empty() {
             return Ok(Vec::new());
         }

@@ -74,17 +74,20 @@ impl GanTrainer {
             height: h as i64,
             width: w as i64,
         };
+        // Weight initialisation draws from torch's RNG: seed it for reproducible runs.
+        tch::manual_seed((spec.train.seed >> 1) as i64);
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
-        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) = match spec.model.gan_arch() {
-            Some(GanArch::Acgan) => (
-                Box::new(acgan_generator(g_vs.root(), dims)?),
-                Box::new(acgan_discriminator(d_vs.root(), dims)),
-            ),
-            _ => {
-                return Err(ModelError::NotAvailable(spec.model.arch.clone(), "acgan").into());
-            }
-        };
+        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) =
+            match spec.model.gan_arch() {
+                Some(GanArch::Acgan) => (
+                    Box::new(acgan_generator(g_vs.root(), dims)?),
+                    Box::new(acgan_discriminator(d_vs.root(), dims)),
+                ),
+                _ => {
+                    return Err(ModelError::NotAvailable(spec.model.arch.clone(), "acgan").into());
+                }
+            };
         let cfg = OptimConfig {
             kind: spec.train.optimizer,
             lr: spec.train.lr,
@@ -94,8 +97,13 @@ impl GanTrainer {
         };
         let n_classes = classes.len() as i64;
         tch::manual_seed((spec.train.seed >> 1) as i64 ^ 0x5A3F);
-        let fixed_z = Tensor::randn([n_classes * SAMPLES_PER_CLASS, dims.latent_dim], (Kind::Float, Device::Cpu)).to_device(device);
-        let fixed_labels = Tensor::arange(n_classes, (Kind::Int64, device)).repeat_interleave_self_int(SAMPLES_PER_CLASS, None, None);
+        let fixed_z = Tensor::randn(
+            [n_classes * SAMPLES_PER_CLASS, dims.latent_dim],
+            (Kind::Float, Device::Cpu),
+        )
+        .to_device(device);
+        let fixed_labels = Tensor::arange(n_classes, (Kind::Int64, device))
+            .repeat_interleave_self_int(SAMPLES_PER_CLASS, None, None);
         Ok(Self {
             stage: spec.name.clone(),
             opt_g: Optimizer::new(&g_vs, cfg),
@@ -136,7 +144,12 @@ impl GanTrainer {
 }
 
 fn bce(logits: &Tensor, target: f64) -> Tensor {
-    logits.binary_cross_entropy_with_logits::<Tensor>(&logits.full_like(target), None, None, Reduction::Mean)
+    logits.binary_cross_entropy_with_logits::<Tensor>(
+        &logits.full_like(target),
+        None,
+        None,
+        Reduction::Mean,
+    )
 }
 
 fn ce(logits: &Tensor, labels: &Tensor) -> Tensor {
@@ -166,7 +179,9 @@ impl StageTrainer for GanTrainer {
         self.opt_d.zero_grad();
         let (s_real, c_real) = self.discriminator.judge(&real, true);
         let (s_fake, c_fake) = self.discriminator.judge(&fake.detach(), true);
-        let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y)) + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake))) / 2.0;
+        let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y))
+            + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake)))
+            / 2.0;
         d_loss.backward();
         self.opt_d.step();
 
@@ -190,7 +205,12 @@ impl StageTrainer for GanTrainer {
         Ok(())
     }
 
-    fn log_event(&mut self, epoch: u64, step: u64, images_per_sec: f64) -> Result<Event, TrainError> {
+    fn log_event(
+        &mut self,
+        epoch: u64,
+        step: u64,
+        images_per_sec: f64,
+    ) -> Result<Event, TrainError> {
         self.check_finite(step)?;
         let w = std::mem::replace(&mut self.window, Window::new(self.device));
         let get = |t: &Tensor| f64::try_from(t).unwrap_or(f64::NAN);
@@ -209,7 +229,10 @@ impl StageTrainer for GanTrainer {
     }
 
     fn check_finite(&self, step: u64) -> Result<(), TrainError> {
-        for (what, t) in [("generator loss", &self.window.g_loss), ("discriminator loss", &self.window.d_loss)] {
+        for (what, t) in [
+            ("generator loss", &self.window.g_loss),
+            ("discriminator loss", &self.window.d_loss),
+        ] {
             let value = f64::try_from(t).unwrap_or(f64::NAN);
             if !value.is_finite() {
                 return Err(TrainError::NonFinite {
@@ -223,11 +246,20 @@ impl StageTrainer for GanTrainer {
         Ok(())
     }
 
-    fn end_of_epoch(&mut self, ctx: &StageContext<'_, '_>, epoch: u64, step: u64) -> Result<Vec<Event>, TrainError> {
-        let grid = tch::no_grad(|| self.generator.generate(&self.fixed_z, &self.fixed_labels, false));
+    fn end_of_epoch(
+        &mut self,
+        ctx: &StageContext<'_, '_>,
+        epoch: u64,
+        step: u64,
+    ) -> Result<Vec<Event>, TrainError> {
+        let grid = tch::no_grad(|| {
+            self.generator
+                .generate(&self.fixed_z, &self.fixed_labels, false)
+        });
         let rel = format!("samples/{}-e{epoch:04}.png", self.stage);
         let path = ctx.run.root().join(&rel);
-        samples::write_grid(&grid, self.classes.len(), SAMPLES_PER_CLASS as usize, &path).map_err(|m| ctx.torch_err(m))?;
+        samples::write_grid(&grid, self.classes.len(), SAMPLES_PER_CLASS as usize, &path)
+            .map_err(|m| ctx.torch_err(m))?;
         Ok(vec![Event::Sample {
             stage: self.stage.clone(),
             epoch,

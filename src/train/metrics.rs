@@ -23,11 +23,19 @@ pub struct ClassMetrics {
 }
 
 fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
 }
 
 fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() { 0.0 } else { xs.iter().sum::<f64>() / xs.len() as f64 }
+    if xs.is_empty() {
+        0.0
+    } else {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
 }
 
 impl Confusion {
@@ -63,7 +71,11 @@ impl Confusion {
             precision.push(p);
             recall.push(r);
             specificity.push(ratio(tn, tn + fp));
-            f1.push(if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) });
+            f1.push(if p + r == 0.0 {
+                0.0
+            } else {
+                2.0 * p * r / (p + r)
+            });
         }
         ClassMetrics {
             accuracy: ratio(trace, total),
@@ -99,7 +111,10 @@ mod tests {
         close(m.precision[0], 5.0 / 7.0);
         close(m.recall[0], 5.0 / 6.0);
         close(m.specificity[0], 8.0 / 10.0);
-        close(m.f1[0], 2.0 * (5.0 / 7.0) * (5.0 / 6.0) / (5.0 / 7.0 + 5.0 / 6.0));
+        close(
+            m.f1[0],
+            2.0 * (5.0 / 7.0) * (5.0 / 6.0) / (5.0 / 7.0 + 5.0 / 6.0),
+        );
         // class 2: tp 4, fp 1, fn 0, tn 11
         close(m.precision[2], 4.0 / 5.0);
         close(m.recall[2], 1.0);

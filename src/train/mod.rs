@@ -27,7 +27,9 @@ pub enum TrainError {
     Model(#[from] crate::nn::ModelError),
     #[error("stage '{stage}': {message}")]
     Torch { stage: String, message: String },
-    #[error("stage '{stage}': {what} became {value} at step {step}; stopped with the last good checkpoint kept (try a lower lr)")]
+    #[error(
+        "stage '{stage}': {what} became {value} at step {step}; stopped with the last good checkpoint kept (try a lower lr)"
+    )]
     NonFinite {
         stage: String,
         what: String,
@@ -67,20 +69,25 @@ impl<'a> Recorder<'a> {
     }
 
     pub fn emit(&mut self, event: Event) -> Result<(), TrainError> {
-        let rec = self.writer.append(event).map_err(|source| TrainError::Events {
-            path: self.path.clone(),
-            source,
-        })?;
+        let rec = self
+            .writer
+            .append(event)
+            .map_err(|source| TrainError::Events {
+                path: self.path.clone(),
+                source,
+            })?;
         (self.observer)(&rec);
         Ok(())
     }
 
     /// Drop recorded events `keep` rejects; returns how many went.
     pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> Result<u64, TrainError> {
-        self.writer.retain(keep).map_err(|source| TrainError::Events {
-            path: self.path.clone(),
-            source,
-        })
+        self.writer
+            .retain(keep)
+            .map_err(|source| TrainError::Events {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     pub fn sync(&mut self) -> Result<(), TrainError> {

@@ -44,7 +44,11 @@ impl Optimizer {
                 (name, p, m, v)
             })
             .collect();
-        Self { cfg, step: 0, params }
+        Self {
+            cfg,
+            step: 0,
+            params,
+        }
     }
 
     pub fn steps_taken(&self) -> u64 {
@@ -146,10 +150,17 @@ impl Optimizer {
             .map_err(|e| e.to_string())? as u64;
         tch::no_grad(|| {
             for (name, p, m, v) in &mut self.params {
-                for (key, dst) in [(format!("{prefix}m.{name}"), &mut *m), (format!("{prefix}v.{name}"), &mut *v)] {
+                for (key, dst) in [
+                    (format!("{prefix}m.{name}"), &mut *m),
+                    (format!("{prefix}v.{name}"), &mut *v),
+                ] {
                     let src = tensors.get(&key).ok_or_else(|| format!("missing {key}"))?;
                     if src.size() != p.size() {
-                        return Err(format!("{key}: shape {:?}, expected {:?}", src.size(), p.size()));
+                        return Err(format!(
+                            "{key}: shape {:?}, expected {:?}",
+                            src.size(),
+                            p.size()
+                        ));
                     }
                     dst.copy_(src);
                 }

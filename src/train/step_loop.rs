@@ -27,11 +27,21 @@ pub trait StageTrainer {
     fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError>;
     /// Metrics averaged since the last call, as a step event; fails with
     /// [`TrainError::NonFinite`] when a loss is NaN or infinite.
-    fn log_event(&mut self, epoch: u64, step: u64, images_per_sec: f64) -> Result<Event, TrainError>;
+    fn log_event(
+        &mut self,
+        epoch: u64,
+        step: u64,
+        images_per_sec: f64,
+    ) -> Result<Event, TrainError>;
     /// Fails when a loss since the last log is not finite.
     fn check_finite(&self, step: u64) -> Result<(), TrainError>;
     /// Work at the end of an epoch (samples, evaluation), as events.
-    fn end_of_epoch(&mut self, ctx: &StageContext<'_, '_>, epoch: u64, step: u64) -> Result<Vec<Event>, TrainError>;
+    fn end_of_epoch(
+        &mut self,
+        ctx: &StageContext<'_, '_>,
+        epoch: u64,
+        step: u64,
+    ) -> Result<Vec<Event>, TrainError>;
     /// Everything a resume needs, as named CPU tensors.
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)>;
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String>;
@@ -39,9 +49,13 @@ pub trait StageTrainer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageOutcome {
-    Finished { step: u64 },
+    Finished {
+        step: u64,
+    },
     /// A stop was requested; a checkpoint at `step` was written.
-    Stopped { step: u64 },
+    Stopped {
+        step: u64,
+    },
 }
 
 /// Torch seed for a step: distinct per (seed, step), never negative.
@@ -49,7 +63,10 @@ fn step_seed(seed: u64, step: u64) -> i64 {
     (SplitMix64::derive(seed, step).next_u64() >> 1) as i64
 }
 
-pub fn run_stage(ctx: &mut StageContext<'_, '_>, trainer: &mut dyn StageTrainer) -> Result<StageOutcome, TrainError> {
+pub fn run_stage(
+    ctx: &mut StageContext<'_, '_>,
+    trainer: &mut dyn StageTrainer,
+) -> Result<StageOutcome, TrainError> {
     let spec = ctx.spec;
     let t = &spec.train;
     let n = trainer.train_len();
@@ -67,7 +84,9 @@ pub fn run_stage(ctx: &mut StageContext<'_, '_>, trainer: &mut dyn StageTrainer)
     if let Some((dir, state)) = &ctx.resume {
         let tensors = checkpoint::read(&dir.join(crate::store::CheckpointDir::WEIGHTS))
             .map_err(|m| ctx.torch_err(m))?;
-        trainer.restore(&tensors).map_err(|m| ctx.torch_err(format!("{}: {m}", dir.display())))?;
+        trainer
+            .restore(&tensors)
+            .map_err(|m| ctx.torch_err(format!("{}: {m}", dir.display())))?;
         step = state.step;
         if state.step_in_epoch >= steps_per_epoch {
             first_epoch = state.epoch + 1;
@@ -115,7 +134,10 @@ pub fn run_stage(ctx: &mut StageContext<'_, '_>, trainer: &mut dyn StageTrainer)
                 ctx.recorder.emit(event)?;
                 window = (Instant::now(), 0);
             }
-            if t.checkpoint_minutes > 0.0 && last_checkpoint.elapsed() >= timer && k + 1 < steps_per_epoch {
+            if t.checkpoint_minutes > 0.0
+                && last_checkpoint.elapsed() >= timer
+                && k + 1 < steps_per_epoch
+            {
                 save(ctx, trainer, epoch, step, k + 1, false)?;
                 last_checkpoint = Instant::now();
             }

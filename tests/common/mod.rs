@@ -1,0 +1,99 @@
+//! Helpers shared by the integration tests: a scratch project folder, the
+//! built binary, and event-log readers.
+#![allow(dead_code)]
+
+use scintigan::store::{Event, EventRecord, RunDir, read_events};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scintigan"))
+}
+
+/// A fresh scratch folder under the target directory, removed and remade.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A tiny ACGAN config: 32x16 bone phantoms, 8 per class.
+pub fn tiny_gan_config(name: &str, epochs: u32, extra_train: &str) -> String {
+    format!(
+        r#"name = "{name}"
+kind = "gan"
+[data]
+source = "phantom-bone"
+image_size = [32, 16]
+per_class = 10
+[model]
+arch = "acgan"
+latent_dim = 8
+base_channels = 4
+[train]
+epochs = {epochs}
+batch_size = 4
+device = "cpu"
+log_every = 1
+seed = 3
+{extra_train}
+"#
+    )
+}
+
+/// Write `text` to `dir/file` and return the path.
+pub fn write(dir: &Path, file: &str, text: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    bin()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("spawn scintigan")
+}
+
+/// The only run directory under `dir/runs`.
+pub fn only_run(dir: &Path) -> RunDir {
+    let runs = scintigan::store::list_runs(&dir.join("runs"));
+    assert_eq!(runs.len(), 1, "expected one run, found {}", runs.len());
+    runs.into_iter().next().expect("one run")
+}
+
+pub fn events(run: &RunDir) -> Vec<EventRecord> {
+    read_events(&run.events_path())
+        .expect("read events")
+        .records
+}
+
+/// `(step, g_loss)` of every GAN step event.
+pub fn gan_losses(records: &[EventRecord]) -> Vec<(u64, f64)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::GanStep { step, g_loss, .. } => Some((*step, *g_loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Poll `cond` every 20 ms for up to `secs` seconds.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

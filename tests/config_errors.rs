@@ -1,0 +1,135 @@
+//! One fixture file per class of invalid config, each with the exact
+//! `file:line:col` message a user sees.
+
+mod common;
+
+use scintigan::config::{KnownRuns, load_config};
+use std::path::Path;
+
+fn errors_of(fixture: &str) -> Vec<String> {
+    let dir = Path::new("tests/fixtures");
+    let known = KnownRuns::scan(dir, None);
+    match load_config(&dir.join(fixture), &known) {
+        Ok(spec) => panic!("{fixture} should be invalid, parsed as {spec:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn assert_first(fixture: &str, expected: &str) {
+    let errors = errors_of(fixture);
+    assert_eq!(errors[0], expected, "all errors: {errors:#?}");
+}
+
+#[test]
+fn unknown_key() {
+    assert_first(
+        "unknown_key.toml",
+        "tests/fixtures/unknown_key.toml:5:1: unknown field `epochz`, expected one of `epochs`, `batch_size`, `lr`, `optimizer`, `betas`, `weight_decay`, `seed`, `device`, `checkpoint_every`, `checkpoint_minutes`, `log_every`",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_first(
+        "wrong_type.toml",
+        "tests/fixtures/wrong_type.toml:5:10: invalid type: string \"five\", expected an integer",
+    );
+}
+
+#[test]
+fn out_of_range_value() {
+    assert_first(
+        "out_of_range.toml",
+        "tests/fixtures/out_of_range.toml:5:14: batch_size 0 is out of range; expected an integer from 1 to 65536",
+    );
+}
+
+#[test]
+fn unknown_enum_value() {
+    assert_first(
+        "unknown_enum.toml",
+        "tests/fixtures/unknown_enum.toml:5:13: unknown optimizer 'adamm'; expected one of: radam, adam, sgd",
+    );
+}
+
+#[test]
+fn missing_required_field() {
+    assert_first(
+        "missing_field.toml",
+        "tests/fixtures/missing_field.toml:2:1: missing field `kind`",
+    );
+}
+
+#[test]
+fn dependency_cycle_reported_once() {
+    let errors = errors_of("dependency_cycle.toml");
+    assert_eq!(
+        errors,
+        vec![
+            "tests/fixtures/dependency_cycle.toml:5:10: dependency cycle: a -> b -> a; remove one of these after entries"
+        ]
+    );
+}
+
+#[test]
+fn unknown_after_run() {
+    let errors = errors_of("unknown_after.toml");
+    assert!(
+        errors[0].starts_with("tests/fixtures/unknown_after.toml:3:10: unknown run 'no-such-run' in after; expected one of: "),
+        "{errors:?}"
+    );
+    // The sibling configs are offered as the runs one may wait for.
+    assert!(errors[0].contains("dependency_cycle"), "{errors:?}");
+}
+
+#[test]
+fn duplicate_stage_name() {
+    assert_first(
+        "duplicate_stage.toml",
+        "tests/fixtures/duplicate_stage.toml:7:8: duplicate stage name 'pretrain' (first defined on line 3); stage names must be unique",
+    );
+}
+
+#[test]
+fn check_exits_non_zero_and_prints_every_bad_file() {
+    let out = common::bin()
+        .args([
+            "check",
+            "tests/fixtures/unknown_enum.toml",
+            "tests/fixtures/out_of_range.toml",
+        ])
+        .output()
+        .expect("run check");
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("unknown_enum.toml:5:13: unknown optimizer 'adamm'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("out_of_range.toml:5:14: batch_size 0"),
+        "{err}"
+    );
+    assert!(err.contains("2 of 2 config file(s) invalid"), "{err}");
+}
+
+#[test]
+fn shipped_examples_are_valid() {
+    let mut files: Vec<_> = std::fs::read_dir("configs/examples")
+        .expect("configs/examples exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 4,
+        "expected the paper's three stages and the demo, found {files:?}"
+    );
+    let out = common::bin()
+        .arg("check")
+        .args(&files)
+        .output()
+        .expect("run check");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

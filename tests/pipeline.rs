@@ -1,0 +1,113 @@
+//! A three-stage pipeline in one file: GAN pretraining on chest phantoms,
+//! fine-tuning on bone phantoms from those weights, then a classifier.
+
+mod common;
+
+use common::*;
+use scintigan::store::{Event, RunState};
+
+const PIPELINE: &str = r#"
+name = "pipe"
+
+[[stage]]
+name = "chest"
+kind = "gan"
+data = { source = "phantom-chest", image_size = [32, 16], per_class = 6 }
+model = { arch = "acgan", latent_dim = 8, base_channels = 4 }
+train = { epochs = 2, batch_size = 4, device = "cpu", log_every = 2 }
+
+[[stage]]
+name = "bone"
+kind = "gan"
+init_from = "run:chest"
+data = { source = "phantom-bone", image_size = [32, 16], per_class = 6 }
+model = { arch = "acgan", latent_dim = 8, base_channels = 4 }
+train = { epochs = 2, batch_size = 4, device = "cpu", log_every = 2 }
+
+[[stage]]
+name = "classify"
+kind = "classifier"
+after = ["bone"]
+data = { source = "phantom-bone", image_size = [32, 16], per_class = 10, test_fraction = 0.3 }
+model = { arch = "small-cnn", base_channels = 4 }
+train = { epochs = 3, batch_size = 4, lr = 1e-3, device = "cpu", log_every = 2 }
+"#;
+
+#[test]
+fn pipeline_runs_every_stage_and_transfers_weights() {
+    let dir = scratch("pipeline");
+    write(&dir, "pipe.toml", PIPELINE);
+    let out = run_in(&dir, &["run", "pipe.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run(&dir);
+    let status = run.status().expect("status");
+    assert_eq!(status.state, RunState::Done);
+    assert_eq!(status.completed_stages, vec!["chest", "bone", "classify"]);
+
+    let records = events(&run);
+    // Fine-tuning started from the pretrained GAN; the class-dependent layers
+    // (4 chest classes -> 3 bone classes) were re-initialised.
+    let init = records.iter().find_map(|r| match &r.event {
+        Event::Log { message, .. } if message.starts_with("initialised from") => {
+            Some(message.clone())
+        }
+        _ => None,
+    });
+    let init = init.expect("an initialised-from log event");
+    assert!(
+        init.contains("g.label_embed.weight") && init.contains("d.fc_class.weight"),
+        "{init}"
+    );
+    assert!(
+        !init.contains("g.conv1.weight"),
+        "shared layers must transfer: {init}"
+    );
+
+    // The classifier evaluated every epoch; each confusion matrix counts the
+    // whole test split (3 per class).
+    let evals: Vec<_> = records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::Eval {
+                confusion,
+                accuracy,
+                precision,
+                ..
+            } => Some((confusion.clone(), *accuracy, precision.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evals.len(), 3);
+    for (confusion, accuracy, n_precision) in evals {
+        assert_eq!(confusion.iter().flatten().sum::<u64>(), 9);
+        assert!((0.0..=1.0).contains(&accuracy));
+        assert_eq!(n_precision, 3);
+    }
+    // Every stage left a final checkpoint.
+    for stage in ["chest", "bone", "classify"] {
+        assert!(
+            run.checkpoints().stage_final(stage).is_some(),
+            "{stage} has no final checkpoint"
+        );
+    }
+}
+
+#[test]
+fn unavailable_model_fails_with_a_clear_reason() {
+    let dir = scratch("unavailable");
+    write(
+        &dir,
+        "mu.toml",
+        "kind = \"gan\"\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
+    );
+    let out = run_in(&dir, &["run", "mu.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("model arch 'mu-acgan' is not built into this version yet"),
+        "{}",
+        stderr(&out)
+    );
+    let status = only_run(&dir).status().expect("status");
+    assert_eq!(status.state, RunState::Failed);
+    assert!(status.exit_reason.expect("reason").contains("mu-acgan"));
+}
