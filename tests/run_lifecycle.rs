@@ -113,7 +113,7 @@ fn same_seed_gives_the_same_numbers_on_cpu() {
 fn ctrl_c_checkpoints_exits_130_and_resume_finishes() {
     let dir = scratch("ctrl_c");
     write(&dir, "long.toml", &tiny_gan_config("long", 400, ""));
-    let mut child = bin()
+    let child = bin()
         .current_dir(&dir)
         .args(["run", "long.toml"])
         .stderr(Stdio::piped())

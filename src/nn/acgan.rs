@@ -7,7 +7,7 @@
 //! convs (C, 2C, 4C, 8C; BN from the second on; LeakyReLU 0.2), flatten, then
 //! FC1 -> 1 real/fake logit and FC2 -> class logits.
 
-use super::layers::{batch_norm2d, conv3x3, leaky_relu_02, stride2_size};
+use super::layers::{batch_norm2d, conv3x3, leaky_relu_02, linear, stride2_size};
 use super::{Discriminator, Generator, ModelError, check_divisible};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
@@ -47,12 +47,7 @@ pub fn acgan_generator(p: nn::Path, dims: AcganDims) -> Result<AcganGenerator, M
             dims.latent_dim,
             Default::default(),
         ),
-        fc: nn::linear(
-            &p / "fc",
-            dims.latent_dim,
-            4 * c * h0 * w0,
-            Default::default(),
-        ),
+        fc: linear(&p / "fc", dims.latent_dim, 4 * c * h0 * w0),
         bn0: batch_norm2d(&p / "bn0", 4 * c),
         conv1: conv3x3(&p / "conv1", 4 * c, 2 * c, 1, true),
         bn1: batch_norm2d(&p / "bn1", 2 * c),
@@ -105,13 +100,8 @@ pub fn acgan_discriminator(p: nn::Path, dims: AcganDims) -> AcganDiscriminator {
     AcganDiscriminator {
         convs,
         norms,
-        fc_source: nn::linear(&p / "fc_source", features, 1, Default::default()),
-        fc_class: nn::linear(
-            &p / "fc_class",
-            features,
-            dims.n_classes,
-            Default::default(),
-        ),
+        fc_source: linear(&p / "fc_source", features, 1),
+        fc_class: linear(&p / "fc_class", features, dims.n_classes),
     }
 }
 

@@ -12,15 +12,40 @@ pub fn batch_norm2d(p: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(p, channels, cfg)
 }
 
-/// A 3x3 convolution with padding 1 and the given stride.
+/// PyTorch's default initialisation for Linear and Conv layers: weight and
+/// bias uniform in +-1/sqrt(fan_in) (`kaiming_uniform_(a=sqrt(5))`). tch's
+/// default draws weights sqrt(6) times wider.
+fn torch_default_init(fan_in: i64) -> nn::Init {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A 3x3 convolution with padding 1 and the given stride, PyTorch-initialised.
 pub fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> nn::Conv2D {
+    let init = torch_default_init(c_in * 9);
     let cfg = nn::ConvConfig {
         stride,
         padding: 1,
         bias,
+        ws_init: init,
+        bs_init: init,
         ..Default::default()
     };
     nn::conv2d(p, c_in, c_out, 3, cfg)
+}
+
+/// A fully connected layer, PyTorch-initialised.
+pub fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
+    let init = torch_default_init(c_in);
+    let cfg = nn::LinearConfig {
+        ws_init: init,
+        bs_init: Some(init),
+        bias: true,
+    };
+    nn::linear(p, c_in, c_out, cfg)
 }
 
 /// LeakyReLU with negative slope 0.2 (the DCGAN/ACGAN choice).

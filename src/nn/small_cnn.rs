@@ -2,7 +2,7 @@
 //! ReLU, 2x2 max-pool) stages of C, 2C, 4C channels, global average pooling,
 //! a linear head. Input `[B, 1, H, W]` in `[0, 1]`, output logits `[B, n_classes]`.
 
-use super::layers::{batch_norm2d, conv3x3};
+use super::layers::{batch_norm2d, conv3x3, linear};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -26,7 +26,7 @@ pub fn small_cnn(p: nn::Path, base_channels: i64, n_classes: i64) -> SmallCnn {
     SmallCnn {
         convs,
         norms,
-        head: nn::linear(&p / "fc", c_in, n_classes, Default::default()),
+        head: linear(&p / "fc", c_in, n_classes),
     }
 }
 
