@@ -133,3 +133,16 @@ fn shipped_examples_are_valid() {
         .expect("run check");
     assert!(out.status.success(), "{}", common::stderr(&out));
 }
+
+#[test]
+fn binary_runs_with_an_empty_environment() {
+    // The rpath embedded at build time finds libtorch: no LD_LIBRARY_PATH.
+    let out = common::bin()
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: scintigan"));
+}

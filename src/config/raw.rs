@@ -51,6 +51,8 @@ pub struct RawModel {
     pub arch: Option<Spanned<String>>,
     pub latent_dim: Option<Spanned<i64>>,
     pub base_channels: Option<Spanned<i64>>,
+    pub scale_channels: Option<Spanned<i64>>,
+    pub ca_activation: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

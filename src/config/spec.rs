@@ -168,6 +168,10 @@ pub struct ModelSpec {
     pub arch: String,
     pub latent_dim: usize,
     pub base_channels: usize,
+    /// MU-ACGAN: channels of each noise map injected into the encoder.
+    pub scale_channels: usize,
+    /// MU-ACGAN: the non-linearity inside Coordinate Attention.
+    pub ca_activation: crate::nn::attention::CaActivation,
 }
 
 impl ModelSpec {

@@ -3,6 +3,7 @@
 use super::error::{ConfigError, Source};
 use super::raw::{RawData, RawFile, RawModel, RawStage, RawTrain};
 use super::spec::*;
+use crate::nn::attention::CaActivation;
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -501,10 +502,26 @@ fn build_model(kind: StageKind, raw: RawModel, errs: &mut Errors<'_>) -> ModelSp
             a.get_ref().clone()
         }
     };
+    let ca_activation = match &raw.ca_activation {
+        None => CaActivation::Relu,
+        Some(a) => CaActivation::parse(a.get_ref()).unwrap_or_else(|| {
+            errs.at(
+                a.span(),
+                format!(
+                    "unknown ca_activation '{}'; expected one of: {}",
+                    a.get_ref(),
+                    CaActivation::NAMES.join(", ")
+                ),
+            );
+            CaActivation::Relu
+        }),
+    };
     ModelSpec {
         arch,
         latent_dim: int_in(&raw.latent_dim, "latent_dim", 100, 1, 4096, errs),
         base_channels: int_in(&raw.base_channels, "base_channels", 32, 1, 1024, errs),
+        scale_channels: int_in(&raw.scale_channels, "scale_channels", 1, 1, 64, errs),
+        ca_activation,
     }
 }
 

@@ -57,3 +57,34 @@ pub fn leaky_relu_02(x: &Tensor) -> Tensor {
 pub fn stride2_size(n: i64) -> i64 {
     (n - 1) / 2 + 1
 }
+
+/// A 1x1 convolution, PyTorch-initialised.
+pub fn conv1x1(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> nn::Conv2D {
+    let init = torch_default_init(c_in);
+    let cfg = nn::ConvConfig {
+        bias,
+        ws_init: init,
+        bs_init: init,
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, 1, cfg)
+}
+
+/// PReLU with one learned slope starting at 0.25 (PyTorch's default; tch has
+/// no PReLU module). Its variable is `weight`, shape `[1]`.
+#[derive(Debug)]
+pub struct PRelu {
+    weight: Tensor,
+}
+
+pub fn prelu(p: nn::Path) -> PRelu {
+    PRelu {
+        weight: p.var("weight", &[1], nn::Init::Const(0.25)),
+    }
+}
+
+impl PRelu {
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.prelu(&self.weight)
+    }
+}

@@ -4,7 +4,10 @@
 //! `[batch, 1, height, width]` in `[0, 1]` for classifiers.
 
 pub mod acgan;
+pub mod attention;
+pub mod blocks;
 pub mod layers;
+pub mod mu_acgan;
 pub mod small_cnn;
 
 use tch::Tensor;

@@ -8,6 +8,7 @@ use super::{StageContext, TrainError, checkpoint, samples};
 use crate::config::{GanArch, StageSpec};
 use crate::data::Split;
 use crate::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
+use crate::nn::mu_acgan::{MuAcganDims, mu_acgan_discriminator, mu_acgan_generator};
 use crate::nn::{Discriminator, Generator, ModelError};
 use crate::store::Event;
 use std::collections::HashMap;
@@ -84,8 +85,23 @@ impl GanTrainer {
                     Box::new(acgan_generator(g_vs.root(), dims)?),
                     Box::new(acgan_discriminator(d_vs.root(), dims)),
                 ),
-                _ => {
-                    return Err(ModelError::NotAvailable(spec.model.arch.clone(), "acgan").into());
+                Some(GanArch::MuAcgan) => {
+                    let mu = MuAcganDims {
+                        n_classes: dims.n_classes,
+                        latent_dim: dims.latent_dim,
+                        base_channels: dims.base_channels,
+                        scale_channels: spec.model.scale_channels as i64,
+                        height: dims.height,
+                        width: dims.width,
+                        ca_activation: spec.model.ca_activation,
+                    };
+                    (
+                        Box::new(mu_acgan_generator(g_vs.root(), mu)?),
+                        Box::new(mu_acgan_discriminator(d_vs.root(), mu)),
+                    )
+                }
+                None => {
+                    return Err(ModelError::NotAvailable(spec.model.arch.clone(), "mu-acgan, acgan").into());
                 }
             };
         let cfg = OptimConfig {

@@ -1,0 +1,191 @@
+//! MU-ACGAN (METHOD.md sections 4 and 5): a 4-level U-Net generator with
+//! residual dense attention (RDA) blocks, the class-conditioned noise
+//! injected at every encoder scale, residual coordinate-attention gates
+//! (RCAG) on the skips and bilinear upsampling; and a discriminator of three
+//! RDA blocks with two heads.
+//!
+//! With widths `b = base_channels` (default 32): encoder b, 2b, 4b, 8b at
+//! H, H/2, H/4, H/8; bottleneck 16b at H/16; decoder back up to b at H.
+//! Image sizes must be divisible by 16; non-square works.
+
+use super::attention::CaActivation;
+use super::blocks::{Rcag, Rda, rcag, rda};
+use super::layers::{conv1x1, linear};
+use super::{Discriminator, Generator, ModelError, check_divisible};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// Sizes and options shared by both networks.
+#[derive(Debug, Clone, Copy)]
+pub struct MuAcganDims {
+    pub n_classes: i64,
+    /// Noise dimension; the label embedding has the same width.
+    pub latent_dim: i64,
+    pub base_channels: i64,
+    /// Channels of each injected noise map (METHOD.md: 1).
+    pub scale_channels: i64,
+    pub height: i64,
+    pub width: i64,
+    pub ca_activation: CaActivation,
+}
+
+impl MuAcganDims {
+    fn widths(&self) -> [i64; 5] {
+        let b = self.base_channels;
+        [b, 2 * b, 4 * b, 8 * b, 16 * b]
+    }
+
+    /// `(height, width)` of encoder level `i` (0 = full size).
+    fn scale(&self, i: u32) -> (i64, i64) {
+        (self.height >> i, self.width >> i)
+    }
+}
+
+#[derive(Debug)]
+pub struct MuAcganGenerator {
+    dims: MuAcganDims,
+    embed: nn::Embedding,
+    fc: nn::Linear,
+    /// Encoder RDA blocks, levels 0..4.
+    enc: Vec<Rda>,
+    /// 1x1 convs lifting injected map i (levels 1..4) to the pooled width.
+    lift: Vec<nn::Conv2D>,
+    /// Gates fusing pooled features with the injected map (levels 1..4).
+    gate_enc: Vec<Rcag>,
+    bottleneck: Rda,
+    /// Decoder levels 3, 2, 1, 0: 1x1 reduce to the skip's width, bilinear
+    /// upsample, RCAG with the skip, RDA.
+    reduce: Vec<nn::Conv2D>,
+    gate_dec: Vec<Rcag>,
+    dec: Vec<Rda>,
+    out: nn::Conv2D,
+}
+
+pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGenerator, ModelError> {
+    check_divisible("mu-acgan", 16, dims.height, dims.width)?;
+    let w = dims.widths();
+    let k = dims.scale_channels;
+    let act = dims.ca_activation;
+    let map_len: i64 = (0..4).map(|i| {
+        let (h, wd) = dims.scale(i);
+        h * wd * k
+    }).sum();
+    let mut enc = Vec::new();
+    let mut lift = Vec::new();
+    let mut gate_enc = Vec::new();
+    for i in 0..4usize {
+        if i == 0 {
+            enc.push(rda(&p / "enc0", k, w[0], act));
+        } else {
+            lift.push(conv1x1(&p / format!("lift{i}"), k, w[i - 1], true));
+            gate_enc.push(rcag(&p / format!("gate_enc{i}"), w[i - 1], act));
+            enc.push(rda(&p / format!("enc{i}"), w[i - 1] + k, w[i], act));
+        }
+    }
+    let mut reduce = Vec::new();
+    let mut gate_dec = Vec::new();
+    let mut dec = Vec::new();
+    for i in (0..4usize).rev() {
+        reduce.push(conv1x1(&p / format!("reduce{i}"), w[i + 1], w[i], true));
+        gate_dec.push(rcag(&p / format!("gate_dec{i}"), w[i], act));
+        dec.push(rda(&p / format!("dec{i}"), w[i], w[i], act));
+    }
+    Ok(MuAcganGenerator {
+        dims,
+        embed: nn::embedding(&p / "label_embed", dims.n_classes, dims.latent_dim, Default::default()),
+        fc: linear(&p / "fc", 2 * dims.latent_dim, map_len),
+        enc,
+        lift,
+        gate_enc,
+        bottleneck: rda(&p / "bottleneck", w[3], w[4], act),
+        reduce,
+        gate_dec,
+        dec,
+        out: conv1x1(&p / "out", w[0], 1, true),
+    })
+}
+
+impl MuAcganGenerator {
+    /// The four injected maps `[B, k, H >> i, W >> i]`, i = 0..4, from noise
+    /// concatenated with the label embedding.
+    fn injected_maps(&self, z: &Tensor, labels: &Tensor) -> Vec<Tensor> {
+        let d = self.dims;
+        let v = Tensor::cat(&[z.shallow_clone(), self.embed.forward(labels)], 1).apply(&self.fc);
+        let sizes: Vec<i64> = (0..4)
+            .map(|i| {
+                let (h, w) = d.scale(i);
+                h * w * d.scale_channels
+            })
+            .collect();
+        v.split_with_sizes(&sizes, 1)
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let (h, w) = d.scale(i as u32);
+                part.view([-1, d.scale_channels, h, w])
+            })
+            .collect()
+    }
+}
+
+impl Generator for MuAcganGenerator {
+    fn generate(&self, z: &Tensor, labels: &Tensor, train: bool) -> Tensor {
+        let maps = self.injected_maps(z, labels);
+        let mut skips = Vec::with_capacity(4);
+        let mut x = self.enc[0].forward_t(&maps[0], train);
+        skips.push(x.shallow_clone());
+        for i in 1..4 {
+            let pooled = x.max_pool2d_default(2);
+            let lifted = maps[i].apply(&self.lift[i - 1]);
+            let gated = self.gate_enc[i - 1].fuse(&pooled, &lifted, train);
+            x = self.enc[i].forward_t(&Tensor::cat(&[gated, maps[i].shallow_clone()], 1), train);
+            skips.push(x.shallow_clone());
+        }
+        x = self.bottleneck.forward_t(&x.max_pool2d_default(2), train);
+        for (j, level) in (0..4usize).rev().enumerate() {
+            let (h, w) = self.dims.scale(level as u32);
+            let up = x
+                .apply(&self.reduce[j])
+                .upsample_bilinear2d([h, w], false, None, None);
+            let gated = self.gate_dec[j].fuse(&up, &skips[level], train);
+            x = self.dec[j].forward_t(&gated, train);
+        }
+        x.apply(&self.out).tanh()
+    }
+}
+
+#[derive(Debug)]
+pub struct MuAcganDiscriminator {
+    blocks: Vec<Rda>,
+    fc_source: nn::Linear,
+    fc_class: nn::Linear,
+}
+
+/// Three RDA blocks (b, 2b, 4b), each followed by 2x2 max-pooling; FC1 ->
+/// real/fake logit, FC2 -> class logits.
+pub fn mu_acgan_discriminator(p: nn::Path, dims: MuAcganDims) -> MuAcganDiscriminator {
+    let w = dims.widths();
+    let act = dims.ca_activation;
+    let blocks = vec![
+        rda(&p / "block0", 1, w[0], act),
+        rda(&p / "block1", w[0], w[1], act),
+        rda(&p / "block2", w[1], w[2], act),
+    ];
+    let features = w[2] * (dims.height / 8) * (dims.width / 8);
+    MuAcganDiscriminator {
+        blocks,
+        fc_source: linear(&p / "fc_source", features, 1),
+        fc_class: linear(&p / "fc_class", features, dims.n_classes),
+    }
+}
+
+impl Discriminator for MuAcganDiscriminator {
+    fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mut x = images.shallow_clone();
+        for block in &self.blocks {
+            x = block.forward_t(&x, train).max_pool2d_default(2);
+        }
+        let x = x.flatten(1, -1);
+        (x.apply(&self.fc_source).squeeze_dim(1), x.apply(&self.fc_class))
+    }
+}
