@@ -97,17 +97,17 @@ fn unavailable_model_fails_with_a_clear_reason() {
     let dir = scratch("unavailable");
     write(
         &dir,
-        "mu.toml",
-        "kind = \"gan\"\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
+        "ms.toml",
+        "kind = \"classifier\"\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
     );
-    let out = run_in(&dir, &["run", "mu.toml"]);
+    let out = run_in(&dir, &["run", "ms.toml"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("model arch 'mu-acgan' is not built into this version yet"),
+        stderr(&out).contains("model arch 'multiscale' is not built into this version yet"),
         "{}",
         stderr(&out)
     );
     let status = only_run(&dir).status().expect("status");
     assert_eq!(status.state, RunState::Failed);
-    assert!(status.exit_reason.expect("reason").contains("mu-acgan"));
+    assert!(status.exit_reason.expect("reason").contains("multiscale"));
 }

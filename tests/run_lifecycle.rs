@@ -151,6 +151,7 @@ fn ctrl_c_checkpoints_exits_130_and_resume_finishes() {
     let resumed = bin()
         .current_dir(&dir)
         .args(["run", "--resume", &root])
+        .stderr(Stdio::null())
         .spawn()
         .expect("spawn resume");
     // Stop the long resumed run again after it made progress, and check the

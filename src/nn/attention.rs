@@ -9,8 +9,8 @@
 
 use super::layers::{batch_norm2d, conv1x1};
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// The non-linearity after the squeeze: the paper says ReLU, the official
 /// code uses h-swish (`x * relu6(x + 3) / 6`).
@@ -74,7 +74,9 @@ impl ModuleT for CoordAttention {
         let (h, w) = (x.size()[2], x.size()[3]);
         let z_h = x.mean_dim(3, true, None); // [B, C, H, 1]
         let z_w = x.mean_dim(2, true, None).permute([0, 1, 3, 2]); // [B, C, W, 1]
-        let y = Tensor::cat(&[z_h, z_w], 2).apply(&self.conv1).apply_t(&self.bn1, train);
+        let y = Tensor::cat(&[z_h, z_w], 2)
+            .apply(&self.conv1)
+            .apply_t(&self.bn1, train);
         let y = self.activation.apply(&y);
         let parts = y.split_with_sizes([h, w], 2);
         let a_h = parts[0].apply(&self.conv_h).sigmoid(); // [B, C, H, 1]
@@ -111,7 +113,8 @@ mod tests {
     fn h_swish_values() {
         let x = Tensor::from_slice(&[-4.0f32, -1.0, 0.0, 1.0, 4.0]);
         let y = Vec::<f32>::try_from(CaActivation::HSwish.apply(&x)).unwrap();
-        let want = [0.0, -1.0 * 2.0 / 6.0, 0.0, 1.0 * 4.0 / 6.0, 4.0];
+        // x * relu6(x + 3) / 6 at -4, -1, 0, 1, 4
+        let want = [0.0, -2.0 / 6.0, 0.0, 4.0 / 6.0, 4.0];
         for (a, b) in y.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{y:?}");
         }

@@ -2,8 +2,8 @@
 
 use super::attention::{CaActivation, CoordAttention, coord_attention};
 use super::layers::{PRelu, batch_norm2d, conv1x1, conv3x3, prelu};
-use tch::nn::{self, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, ModuleT};
 
 /// Residual dense attention block, `[B, c_in, H, W] -> [B, c_out, H, W]`.
 ///
@@ -30,11 +30,22 @@ pub fn rda(p: nn::Path, c_in: i64, c_out: i64, activation: CaActivation) -> Rda 
     let mut fuses = Vec::new();
     for i in 1..=3 {
         let c_stage_in = if i == 1 { c_in } else { c_out };
-        convs.push(conv3x3(&p / format!("conv{i}"), c_stage_in, c_out, 1, false));
+        convs.push(conv3x3(
+            &p / format!("conv{i}"),
+            c_stage_in,
+            c_out,
+            1,
+            false,
+        ));
         norms.push(batch_norm2d(&p / format!("bn{i}"), c_out));
         acts.push(prelu(&p / format!("prelu{i}")));
         // After stage i: concat(input, s1..si) has c_in + i * c_out channels.
-        fuses.push(conv1x1(&p / format!("fuse{i}"), c_in + i * c_out, c_out, true));
+        fuses.push(conv1x1(
+            &p / format!("fuse{i}"),
+            c_in + i * c_out,
+            c_out,
+            true,
+        ));
     }
     Rda {
         convs,
@@ -52,7 +63,11 @@ impl ModuleT for Rda {
         let mut stage_in = x.shallow_clone();
         let mut fused = x.shallow_clone();
         for i in 0..3 {
-            let s = self.acts[i].forward(&stage_in.apply(&self.convs[i]).apply_t(&self.norms[i], train));
+            let s = self.acts[i].forward(
+                &stage_in
+                    .apply(&self.convs[i])
+                    .apply_t(&self.norms[i], train),
+            );
             features.push(s);
             fused = Tensor::cat(&features, 1).apply(&self.fuses[i]);
             stage_in = fused.shallow_clone();
@@ -91,7 +106,8 @@ impl Rcag {
     pub fn fuse(&self, high: &Tensor, low: &Tensor, train: bool) -> Tensor {
         let x_c = Tensor::cat(&[high, low], 1);
         let attended = self.ca.forward_t(&x_c, train);
-        self.act.forward(&(x_c + attended).apply(&self.conv).apply_t(&self.bn, train))
+        self.act
+            .forward(&(x_c + attended).apply(&self.conv).apply_t(&self.bn, train))
     }
 }
 
@@ -104,10 +120,19 @@ mod tests {
     fn rda_shapes_and_parameter_names() {
         let vs = nn::VarStore::new(Device::Cpu);
         let block = rda(vs.root() / "enc0", 3, 8, CaActivation::Relu);
-        let y = block.forward_t(&Tensor::randn([2, 3, 16, 8], (Kind::Float, Device::Cpu)), true);
+        let y = block.forward_t(
+            &Tensor::randn([2, 3, 16, 8], (Kind::Float, Device::Cpu)),
+            true,
+        );
         assert_eq!(y.size(), vec![2, 8, 16, 8]);
         let names = vs.variables();
-        for key in ["enc0.conv1.weight", "enc0.fuse3.weight", "enc0.prelu2.weight", "enc0.ca.conv_h.weight", "enc0.proj.weight"] {
+        for key in [
+            "enc0.conv1.weight",
+            "enc0.fuse3.weight",
+            "enc0.prelu2.weight",
+            "enc0.ca.conv_h.weight",
+            "enc0.proj.weight",
+        ] {
             assert!(names.contains_key(key), "missing {key}");
         }
         // fuse3 compresses input + 3 stages: 3 + 3 * 8 = 27 channels.

@@ -12,8 +12,8 @@ use super::attention::CaActivation;
 use super::blocks::{Rcag, Rda, rcag, rda};
 use super::layers::{conv1x1, linear};
 use super::{Discriminator, Generator, ModelError, check_divisible};
-use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, Module, ModuleT};
 
 /// Sizes and options shared by both networks.
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +66,12 @@ pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGener
     let w = dims.widths();
     let k = dims.scale_channels;
     let act = dims.ca_activation;
-    let map_len: i64 = (0..4).map(|i| {
-        let (h, wd) = dims.scale(i);
-        h * wd * k
-    }).sum();
+    let map_len: i64 = (0..4)
+        .map(|i| {
+            let (h, wd) = dims.scale(i);
+            h * wd * k
+        })
+        .sum();
     let mut enc = Vec::new();
     let mut lift = Vec::new();
     let mut gate_enc = Vec::new();
@@ -92,7 +94,12 @@ pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGener
     }
     Ok(MuAcganGenerator {
         dims,
-        embed: nn::embedding(&p / "label_embed", dims.n_classes, dims.latent_dim, Default::default()),
+        embed: nn::embedding(
+            &p / "label_embed",
+            dims.n_classes,
+            dims.latent_dim,
+            Default::default(),
+        ),
         fc: linear(&p / "fc", 2 * dims.latent_dim, map_len),
         enc,
         lift,
@@ -134,11 +141,17 @@ impl Generator for MuAcganGenerator {
         let mut skips = Vec::with_capacity(4);
         let mut x = self.enc[0].forward_t(&maps[0], train);
         skips.push(x.shallow_clone());
-        for i in 1..4 {
+        // Levels 1..4: gate the pooled features with the lifted injected map,
+        // then an RDA block on [gated, injected map].
+        let levels = maps
+            .iter()
+            .zip(&self.enc)
+            .skip(1)
+            .zip(self.lift.iter().zip(&self.gate_enc));
+        for ((map, enc), (lift, gate)) in levels {
             let pooled = x.max_pool2d_default(2);
-            let lifted = maps[i].apply(&self.lift[i - 1]);
-            let gated = self.gate_enc[i - 1].fuse(&pooled, &lifted, train);
-            x = self.enc[i].forward_t(&Tensor::cat(&[gated, maps[i].shallow_clone()], 1), train);
+            let gated = gate.fuse(&pooled, &map.apply(lift), train);
+            x = enc.forward_t(&Tensor::cat(&[gated, map.shallow_clone()], 1), train);
             skips.push(x.shallow_clone());
         }
         x = self.bottleneck.forward_t(&x.max_pool2d_default(2), train);
@@ -186,6 +199,79 @@ impl Discriminator for MuAcganDiscriminator {
             x = block.forward_t(&x, train).max_pool2d_default(2);
         }
         let x = x.flatten(1, -1);
-        (x.apply(&self.fc_source).squeeze_dim(1), x.apply(&self.fc_class))
+        (
+            x.apply(&self.fc_source).squeeze_dim(1),
+            x.apply(&self.fc_class),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn dims(height: i64, width: i64, base: i64) -> MuAcganDims {
+        MuAcganDims {
+            n_classes: 3,
+            latent_dim: 8,
+            base_channels: base,
+            scale_channels: 1,
+            height,
+            width,
+            ca_activation: CaActivation::Relu,
+        }
+    }
+
+    #[test]
+    fn shapes_at_the_sizes_users_train() {
+        for (h, w, base) in [(64, 32, 4), (128, 64, 2), (256, 128, 2), (1024, 256, 1)] {
+            let g_vs = nn::VarStore::new(Device::Cpu);
+            let d_vs = nn::VarStore::new(Device::Cpu);
+            let g = mu_acgan_generator(g_vs.root(), dims(h, w, base)).unwrap();
+            let d = mu_acgan_discriminator(d_vs.root(), dims(h, w, base));
+            let z = Tensor::randn([2, 8], (Kind::Float, Device::Cpu));
+            let x = tch::no_grad(|| g.generate(&z, &Tensor::from_slice(&[0i64, 2]), false));
+            assert_eq!(x.size(), vec![2, 1, h, w], "{h}x{w}");
+            assert!(f64::try_from(x.abs().max()).unwrap() <= 1.0);
+            let (s, c) = tch::no_grad(|| d.judge(&x, false));
+            assert_eq!((s.size(), c.size()), (vec![2], vec![2, 3]), "{h}x{w}");
+        }
+    }
+
+    #[test]
+    fn rejects_sizes_not_divisible_by_16() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = mu_acgan_generator(vs.root(), dims(100, 64, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("divisible by 16") && err.contains("[96, 64]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_gradient_reaches_every_parameter() {
+        let g_vs = nn::VarStore::new(Device::Cpu);
+        let d_vs = nn::VarStore::new(Device::Cpu);
+        let dims = dims(32, 16, 4);
+        let g = mu_acgan_generator(g_vs.root(), dims).unwrap();
+        let d = mu_acgan_discriminator(d_vs.root(), dims);
+        let z = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 1, 2, 1]);
+        let (s, c) = d.judge(&g.generate(&z, &labels, true), true);
+        (s.sum(Kind::Float) + c.square().sum(Kind::Float)).backward();
+        for vs in [&g_vs, &d_vs] {
+            for (name, var) in vs.variables() {
+                if !var.requires_grad() {
+                    continue;
+                }
+                let grad = var.grad();
+                assert!(grad.defined(), "{name}: no gradient");
+                let norm = f64::try_from(grad.abs().sum(Kind::Float)).unwrap();
+                assert!(norm.is_finite() && norm > 0.0, "{name}: gradient {norm}");
+            }
+        }
     }
 }

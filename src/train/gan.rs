@@ -79,31 +79,35 @@ impl GanTrainer {
         tch::manual_seed((spec.train.seed >> 1) as i64);
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
-        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) =
-            match spec.model.gan_arch() {
-                Some(GanArch::Acgan) => (
-                    Box::new(acgan_generator(g_vs.root(), dims)?),
-                    Box::new(acgan_discriminator(d_vs.root(), dims)),
-                ),
-                Some(GanArch::MuAcgan) => {
-                    let mu = MuAcganDims {
-                        n_classes: dims.n_classes,
-                        latent_dim: dims.latent_dim,
-                        base_channels: dims.base_channels,
-                        scale_channels: spec.model.scale_channels as i64,
-                        height: dims.height,
-                        width: dims.width,
-                        ca_activation: spec.model.ca_activation,
-                    };
-                    (
-                        Box::new(mu_acgan_generator(g_vs.root(), mu)?),
-                        Box::new(mu_acgan_discriminator(d_vs.root(), mu)),
-                    )
-                }
-                None => {
-                    return Err(ModelError::NotAvailable(spec.model.arch.clone(), "mu-acgan, acgan").into());
-                }
-            };
+        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) = match spec
+            .model
+            .gan_arch()
+        {
+            Some(GanArch::Acgan) => (
+                Box::new(acgan_generator(g_vs.root(), dims)?),
+                Box::new(acgan_discriminator(d_vs.root(), dims)),
+            ),
+            Some(GanArch::MuAcgan) => {
+                let mu = MuAcganDims {
+                    n_classes: dims.n_classes,
+                    latent_dim: dims.latent_dim,
+                    base_channels: dims.base_channels,
+                    scale_channels: spec.model.scale_channels as i64,
+                    height: dims.height,
+                    width: dims.width,
+                    ca_activation: spec.model.ca_activation,
+                };
+                (
+                    Box::new(mu_acgan_generator(g_vs.root(), mu)?),
+                    Box::new(mu_acgan_discriminator(d_vs.root(), mu)),
+                )
+            }
+            None => {
+                return Err(
+                    ModelError::NotAvailable(spec.model.arch.clone(), "mu-acgan, acgan").into(),
+                );
+            }
+        };
         let cfg = OptimConfig {
             kind: spec.train.optimizer,
             lr: spec.train.lr,
