@@ -35,8 +35,24 @@ libtorch: $(TORCH_STAMP)
 build: libtorch
 	$(CARGO) build --release
 
+# Reference outputs of torchvision's backbones for the equivalence tests:
+# torchvision 0.28.0 (the release for torch 2.13.0) and safetensors from PyPI
+# in the project virtualenv (made even when LIBTORCH is set: the reference
+# needs Python torch).
+REFERENCE := target/torchvision-reference/.done
+
+$(VENV)/.reference-deps:
+	@env -u LIBTORCH scripts/setup-libtorch.sh $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check torchvision==0.28.0 safetensors || \
+	  { echo "error: pip could not install torchvision==0.28.0 and safetensors into $(VENV); check that PyPI is reachable" >&2; exit 1; }
+	@touch $@
+
+$(REFERENCE): $(VENV)/.reference-deps scripts/torchvision_reference.py
+	$(VENV)/bin/python -W ignore scripts/torchvision_reference.py target/torchvision-reference
+	@touch $@
+
 # The whole suite: unit tests, integration tests (they run the built binary).
-test: build
+test: build $(REFERENCE)
 	$(CARGO) test --release -- --test-threads=2
 
 lint: libtorch

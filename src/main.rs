@@ -47,6 +47,28 @@ enum Command {
     },
     /// Run or continue one run directory (what the daemon starts); no progress bar.
     Worker { run_dir: PathBuf },
+    /// Pretrained weights: import torchvision checkpoints.
+    Weights {
+        #[command(subcommand)]
+        action: WeightsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum WeightsAction {
+    /// Check a torchvision checkpoint key for key and shape for shape against
+    /// our model of ARCH (with its 1000-class ImageNet head) and write it as
+    /// safetensors. Reads torch.save `.pth` files (DenseNet's legacy key names
+    /// included) and `.safetensors`.
+    Import {
+        file: PathBuf,
+        /// densenet121, vgg16, resnext50_32x4d or resnet34.
+        #[arg(long)]
+        arch: String,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +77,9 @@ fn main() -> ExitCode {
         Command::Check { files } => check(files, &cli.runs_dir),
         Command::Run { target, resume } => run(target, *resume, &cli.runs_dir, true),
         Command::Worker { run_dir } => run(run_dir, true, &cli.runs_dir, false),
+        Command::Weights {
+            action: WeightsAction::Import { file, arch, out },
+        } => weights_import(file, arch, out),
     };
     match result {
         Ok(code) => code,
@@ -179,4 +204,37 @@ fn init_logging(run: &RunDir) -> Result<()> {
         .with_ansi(false)
         .try_init();
     Ok(())
+}
+
+fn weights_import(file: &Path, arch: &str, out: &Path) -> Result<ExitCode> {
+    use scintigan::config::ClassifierArch;
+    use scintigan::nn::{backbones, weights};
+    let importable = ["densenet121", "vgg16", "resnext50_32x4d", "resnet34"];
+    let parsed = ClassifierArch::parse(arch).filter(|_| importable.contains(&arch));
+    let Some(parsed) = parsed else {
+        bail!(
+            "unknown --arch '{arch}'; expected one of: {}",
+            importable.join(", ")
+        );
+    };
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let _model = backbones::backbone_classifier(vs.root(), parsed, 1000)?;
+    let tensors = weights::normalise_keys(weights::read_tensors(file)?);
+    let report = weights::compare(&vs, "", &tensors);
+    if !report.is_exact() {
+        return Err(weights::WeightsError::Mismatch {
+            path: file.display().to_string(),
+            arch: arch.to_string(),
+            report: report.to_string(),
+        }
+        .into());
+    }
+    weights::write_safetensors(&tensors, out)?;
+    println!(
+        "{}: all {} tensors match {arch}; wrote {}",
+        file.display(),
+        report.matched,
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

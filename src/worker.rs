@@ -184,10 +184,13 @@ fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainEr
         )),
         None => None,
     };
+    let stage = ctx.spec.name.clone();
     let report =
         |fresh: Result<Vec<String>, String>, path: &PathBuf| -> Result<Event, TrainError> {
-            let fresh =
-                fresh.map_err(|m| ctx.torch_err(format!("init_from {}: {m}", path.display())))?;
+            let fresh = fresh.map_err(|m| TrainError::Torch {
+                stage: stage.clone(),
+                message: format!("init_from {}: {m}", path.display()),
+            })?;
             let mut message = format!("initialised from {}", path.display());
             if !fresh.is_empty() {
                 message.push_str(&format!(
@@ -211,6 +214,17 @@ fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainEr
         }
         StageKind::Classifier => {
             let mut trainer = ClassifierTrainer::new(ctx.spec, data, ctx.device)?;
+            if init.is_none() && ctx.resume.is_none() {
+                let lines = trainer
+                    .load_pretrained(ctx.spec)
+                    .map_err(|m| ctx.torch_err(format!("model.weights: {m}")))?;
+                for message in lines {
+                    ctx.recorder.emit(Event::Log {
+                        level: "info".into(),
+                        message,
+                    })?;
+                }
+            }
             if let Some((path, tensors)) = &init {
                 let event = report(trainer.load_init(tensors), path)?;
                 ctx.recorder.emit(event)?;

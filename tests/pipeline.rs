@@ -98,16 +98,43 @@ fn unavailable_model_fails_with_a_clear_reason() {
     write(
         &dir,
         "ms.toml",
-        "kind = \"classifier\"\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
+        "kind = \"classifier\"\nmodel = { arch = \"mobilenet_v3_large\" }\ndata = { image_size = [32, 32], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
     );
     let out = run_in(&dir, &["run", "ms.toml"]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("model arch 'multiscale' is not built into this version yet"),
+        stderr(&out).contains("model arch 'mobilenet_v3_large' is not built into this version yet"),
         "{}",
         stderr(&out)
     );
     let status = only_run(&dir).status().expect("status");
     assert_eq!(status.state, RunState::Failed);
-    assert!(status.exit_reason.expect("reason").contains("multiscale"));
+    assert!(
+        status
+            .exit_reason
+            .expect("reason")
+            .contains("mobilenet_v3_large")
+    );
+}
+
+#[test]
+fn images_too_small_for_a_backbone_fail_with_the_size_to_use() {
+    let dir = scratch("too_small");
+    write(
+        &dir,
+        "small.toml",
+        "kind = \"classifier\"\nmodel = { arch = \"densenet121\" }\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
+    );
+    let out = run_in(&dir, &["run", "small.toml"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a clean failure, not a crash: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("densenet121 needs images of at least 32x32 pixels"),
+        "{}",
+        stderr(&out)
+    );
 }

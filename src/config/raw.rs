@@ -53,6 +53,8 @@ pub struct RawModel {
     pub base_channels: Option<Spanned<i64>>,
     pub scale_channels: Option<Spanned<i64>>,
     pub ca_activation: Option<Spanned<String>>,
+    /// A path, or for `multiscale` a table of paths per backbone.
+    pub weights: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -172,7 +172,33 @@ pub struct ModelSpec {
     pub scale_channels: usize,
     /// MU-ACGAN: the non-linearity inside Coordinate Attention.
     pub ca_activation: crate::nn::attention::CaActivation,
+    /// Pretrained backbone weights (safetensors from `scintigan weights import`).
+    #[serde(default, skip_serializing_if = "PretrainedWeights::is_none")]
+    pub weights: PretrainedWeights,
 }
+
+/// Where a classifier's ImageNet weights come from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PretrainedWeights {
+    /// Random initialisation.
+    #[default]
+    None,
+    /// One file for a single backbone.
+    One(PathBuf),
+    /// `multiscale`: one file per backbone, keyed `densenet121`, `vgg16`,
+    /// `resnext50_32x4d`.
+    PerBackbone(std::collections::BTreeMap<String, PathBuf>),
+}
+
+impl PretrainedWeights {
+    pub fn is_none(&self) -> bool {
+        matches!(self, PretrainedWeights::None)
+    }
+}
+
+/// The backbones of the multi-scale model, as `model.weights` keys them.
+pub const MULTISCALE_BACKBONES: [&str; 3] = ["densenet121", "vgg16", "resnext50_32x4d"];
 
 impl ModelSpec {
     pub fn gan_arch(&self) -> Option<GanArch> {

@@ -350,7 +350,7 @@ fn build_stage(
         after,
         init_from,
         data: build_data(ctx, data_raw, errs),
-        model: build_model(kind, model_raw, errs),
+        model: build_model(ctx, kind, model_raw, errs),
         train: build_train(kind, train_raw, errs),
     }
 }
@@ -489,7 +489,12 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
     }
 }
 
-fn build_model(kind: StageKind, raw: RawModel, errs: &mut Errors<'_>) -> ModelSpec {
+fn build_model(
+    ctx: &Context<'_>,
+    kind: StageKind,
+    raw: RawModel,
+    errs: &mut Errors<'_>,
+) -> ModelSpec {
     let arch = match (&raw.arch, kind) {
         (None, StageKind::Gan) => GanArch::MuAcgan.to_string(),
         (None, StageKind::Classifier) => ClassifierArch::Multiscale.to_string(),
@@ -516,7 +521,12 @@ fn build_model(kind: StageKind, raw: RawModel, errs: &mut Errors<'_>) -> ModelSp
             CaActivation::Relu
         }),
     };
+    let weights = match &raw.weights {
+        None => PretrainedWeights::None,
+        Some(w) => build_weights(ctx, kind, &arch, w, errs),
+    };
     ModelSpec {
+        weights,
         arch,
         latent_dim: int_in(&raw.latent_dim, "latent_dim", 100, 1, 4096, errs),
         base_channels: int_in(&raw.base_channels, "base_channels", 32, 1, 1024, errs),
@@ -586,5 +596,60 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
             errs,
         ),
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
+    }
+}
+
+/// `model.weights`: a path for one backbone, a table of paths for `multiscale`.
+fn build_weights(
+    ctx: &Context<'_>,
+    kind: StageKind,
+    arch: &str,
+    value: &Spanned<toml::Value>,
+    errs: &mut Errors<'_>,
+) -> PretrainedWeights {
+    let span = value.span();
+    if kind != StageKind::Classifier || arch == ClassifierArch::SmallCnn.as_str() {
+        errs.at(span, "model.weights is for ImageNet classifier backbones; remove it here (GANs start from init_from)");
+        return PretrainedWeights::None;
+    }
+    let multiscale = arch == ClassifierArch::Multiscale.as_str();
+    match (value.get_ref(), multiscale) {
+        (toml::Value::String(path), false) => PretrainedWeights::One(ctx.base_dir.join(path)),
+        (toml::Value::Table(table), true) => {
+            let mut out = std::collections::BTreeMap::new();
+            for (key, v) in table {
+                match (MULTISCALE_BACKBONES.contains(&key.as_str()), v.as_str()) {
+                    (true, Some(path)) => {
+                        out.insert(key.clone(), ctx.base_dir.join(path));
+                    }
+                    (false, _) => errs.at(
+                        span.clone(),
+                        format!(
+                            "unknown backbone '{key}' in model.weights; expected: {}",
+                            MULTISCALE_BACKBONES.join(", ")
+                        ),
+                    ),
+                    (true, None) => errs.at(
+                        span.clone(),
+                        format!("model.weights.{key} must be a path string"),
+                    ),
+                }
+            }
+            PretrainedWeights::PerBackbone(out)
+        }
+        (_, true) => {
+            errs.at(
+                span,
+                format!(
+                    "multiscale takes model.weights = {{ {} = \"PATH\", ... }}, one safetensors file per backbone",
+                    MULTISCALE_BACKBONES.join(" = \"PATH\", ")
+                ),
+            );
+            PretrainedWeights::None
+        }
+        (_, false) => {
+            errs.at(span, "model.weights must be a path to a safetensors file (from `scintigan weights import`)");
+            PretrainedWeights::None
+        }
     }
 }

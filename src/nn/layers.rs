@@ -88,3 +88,54 @@ impl PRelu {
         x.prelu(&self.weight)
     }
 }
+
+/// A general 2-D convolution as torchvision's backbones build them:
+/// Kaiming-normal weights (fan out, ReLU gain), zero bias.
+pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, kernel: i64, spec: ConvSpec) -> nn::Conv2D {
+    let cfg = nn::ConvConfig {
+        stride: spec.stride,
+        padding: spec.padding,
+        groups: spec.groups,
+        bias: spec.bias,
+        ws_init: nn::Init::Kaiming {
+            dist: nn::init::NormalOrUniform::Normal,
+            fan: nn::init::FanInOut::FanOut,
+            non_linearity: nn::init::NonLinearity::ReLU,
+        },
+        bs_init: nn::Init::Const(0.0),
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, kernel, cfg)
+}
+
+/// Stride, padding, groups and bias of a [`conv2d`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub stride: i64,
+    pub padding: i64,
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// Stride 1, no padding, one group, no bias.
+    pub const PLAIN: ConvSpec = ConvSpec {
+        stride: 1,
+        padding: 0,
+        groups: 1,
+        bias: false,
+    };
+
+    pub fn stride(self, stride: i64) -> Self {
+        Self { stride, ..self }
+    }
+    pub fn padding(self, padding: i64) -> Self {
+        Self { padding, ..self }
+    }
+    pub fn groups(self, groups: i64) -> Self {
+        Self { groups, ..self }
+    }
+    pub fn bias(self, bias: bool) -> Self {
+        Self { bias, ..self }
+    }
+}

@@ -5,10 +5,13 @@
 
 pub mod acgan;
 pub mod attention;
+pub mod backbones;
 pub mod blocks;
 pub mod layers;
 pub mod mu_acgan;
+pub mod multiscale;
 pub mod small_cnn;
+pub mod weights;
 
 use tch::Tensor;
 
@@ -37,6 +40,15 @@ pub enum ModelError {
         width: i64,
         h_ok: i64,
         w_ok: i64,
+    },
+    #[error(
+        "{arch} needs images of at least {min}x{min} pixels (it downsamples 32 times); got {height}x{width}: raise data.image_size"
+    )]
+    TooSmall {
+        arch: String,
+        min: i64,
+        height: i64,
+        width: i64,
     },
     #[error("model arch '{0}' is not built into this version yet; available now: {1}")]
     NotAvailable(String, &'static str),

@@ -6,10 +6,14 @@ use super::metrics::Confusion;
 use super::optim::{OptimConfig, Optimizer};
 use super::step_loop::StageTrainer;
 use super::{StageContext, TrainError, checkpoint};
+use crate::config::PretrainedWeights;
 use crate::config::{ClassifierArch, StageSpec};
 use crate::data::{Dataset, Split};
 use crate::nn::ModelError;
+use crate::nn::backbones::{self, backbone_classifier};
+use crate::nn::multiscale::multiscale;
 use crate::nn::small_cnn::small_cnn;
+use crate::nn::weights;
 use crate::store::Event;
 use std::collections::HashMap;
 use tch::nn::{self, ModuleT};
@@ -36,13 +40,31 @@ impl ClassifierTrainer {
         tch::manual_seed((spec.train.seed >> 1) as i64);
         let vs = nn::VarStore::new(device);
         let n_classes = data.train.classes.len() as i64;
+        let [h, w] = spec.data.image_size.map(|x| x as i64);
         let model: Box<dyn ModuleT> = match spec.model.classifier_arch() {
             Some(ClassifierArch::SmallCnn) => Box::new(small_cnn(
                 vs.root(),
                 spec.model.base_channels as i64,
                 n_classes,
             )),
-            _ => return Err(ModelError::NotAvailable(spec.model.arch.clone(), "small-cnn").into()),
+            Some(arch) if arch != ClassifierArch::SmallCnn && (h < 32 || w < 32) => {
+                return Err(ModelError::TooSmall {
+                    arch: arch.to_string(),
+                    min: 32,
+                    height: h,
+                    width: w,
+                }
+                .into());
+            }
+            Some(ClassifierArch::Multiscale) => Box::new(multiscale(vs.root(), n_classes)),
+            Some(arch) => Box::new(backbone_classifier(vs.root(), arch, n_classes)?),
+            None => {
+                return Err(ModelError::NotAvailable(
+                    spec.model.arch.clone(),
+                    backbones::AVAILABLE,
+                )
+                .into());
+            }
         };
         let cfg = OptimConfig {
             kind: spec.train.optimizer,
@@ -70,6 +92,47 @@ impl ClassifierTrainer {
             steps: 0,
             device,
         })
+    }
+
+    /// Load the ImageNet weights `model.weights` names; returns one line
+    /// per file saying what was loaded and what starts fresh.
+    pub fn load_pretrained(&mut self, spec: &StageSpec) -> Result<Vec<String>, String> {
+        let files: Vec<(&str, std::path::PathBuf)> = match &spec.model.weights {
+            PretrainedWeights::None => return Ok(Vec::new()),
+            PretrainedWeights::One(path) => vec![("", path.clone())],
+            PretrainedWeights::PerBackbone(map) => map
+                .iter()
+                .map(|(backbone, path)| (multiscale_prefix(backbone), path.clone()))
+                .collect(),
+        };
+        let mut lines = Vec::new();
+        for (prefix, path) in files {
+            let tensors =
+                weights::normalise_keys(weights::read_tensors(&path).map_err(|e| e.to_string())?);
+            let report = weights::load_pretrained(&self.vs, prefix, &tensors)?;
+            if report.loaded == 0 {
+                return Err(format!(
+                    "{}: no tensor matches the model's variable names",
+                    path.display()
+                ));
+            }
+            let mut line = format!(
+                "loaded {} pretrained tensors from {}",
+                report.loaded,
+                path.display()
+            );
+            if !prefix.is_empty() && !report.fresh.is_empty() {
+                return Err(format!(
+                    "{}: missing from the file: {}",
+                    path.display(),
+                    report.fresh.join(", ")
+                ));
+            } else if !report.fresh.is_empty() {
+                line.push_str(&format!("; new: {}", report.fresh.join(", ")));
+            }
+            lines.push(line);
+        }
+        Ok(lines)
     }
 
     pub fn load_init(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
@@ -208,5 +271,14 @@ impl StageTrainer for ClassifierTrainer {
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
         checkpoint::load_var_store(&self.vs, "model.", tensors, true)?;
         self.opt.load_state("opt.", tensors)
+    }
+}
+
+/// The variable prefix of a multi-scale branch, by its `model.weights` key.
+fn multiscale_prefix(backbone: &str) -> &'static str {
+    match backbone {
+        "densenet121" => "densenet.",
+        "vgg16" => "vgg.",
+        _ => "resnext.",
     }
 }

@@ -1,0 +1,53 @@
+"""Reference outputs of torchvision backbones for tests/torchvision_equivalence.rs.
+
+    .venv/bin/python scripts/torchvision_reference.py OUT_DIR
+
+For each backbone: a randomly initialised torchvision model with randomised
+BatchNorm statistics, in eval mode, its state dict as safetensors (DenseNet's
+keys written in the legacy `norm.1` form its published checkpoints use, and
+BatchNorm's num_batches_tracked kept, as torchvision saves them), and one
+non-square input with torchvision's logits for it. `make test` runs this.
+"""
+import pathlib
+import re
+import sys
+
+import torch
+import torchvision
+from safetensors.torch import save_file
+
+ARCHS = ["resnet34", "resnext50_32x4d", "densenet121", "vgg16"]
+
+
+def legacy_densenet_key(key: str) -> str:
+    return re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key)
+
+
+def main() -> None:
+    out = pathlib.Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for arch in ARCHS:
+        model = getattr(torchvision.models, arch)(weights=None)
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_mean.uniform_(-0.2, 0.2)
+                    module.running_var.uniform_(0.5, 1.5)
+                    module.weight.uniform_(0.5, 1.5)
+                    module.bias.uniform_(-0.2, 0.2)
+        model.eval()
+        x = torch.randn(2, 3, 160, 128)
+        with torch.no_grad():
+            y = model(x)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if arch == "densenet121":
+            state = {legacy_densenet_key(k): v for k, v in state.items()}
+        save_file(state, str(out / f"{arch}.safetensors"))
+        save_file({"x": x.contiguous(), "y": y.contiguous()}, str(out / f"{arch}.io.safetensors"))
+        print(f"{arch}: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(y.shape)}")
+    print(f"torchvision {torchvision.__version__}, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+//! ImageNet backbones with torchvision's variable names, so torchvision
+//! checkpoints load key for key, each as a feature extractor (no head) and
+//! as a classifier (torchvision's head with `n_classes` outputs). Pooling is
+//! adaptive: inputs other than 224x224 work (tall whole-body scans too).
+//!
+//! Classifiers take grayscale `[B, 1, H, W]` in [0, 1], repeat it to three
+//! channels and normalise with ImageNet's mean and std, as the paper does.
+
+pub mod densenet;
+pub mod resnet;
+pub mod vgg;
+
+use super::ModelError;
+use super::layers::linear;
+use crate::config::ClassifierArch;
+use tch::nn::{self, ModuleT};
+use tch::{Kind, Tensor};
+
+/// ImageNet channel means and standard deviations on [0, 1] RGB.
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+
+/// A network body: `[B, 3, H, W]` -> feature maps `[B, C, h, w]`.
+pub trait FeatureExtractor: std::fmt::Debug + Send {
+    fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor;
+    /// C, the channel count of the feature maps (and of the pooled features).
+    fn out_channels(&self) -> i64;
+
+    /// Globally average-pooled features `[B, C]`.
+    fn pooled(&self, x: &Tensor, train: bool) -> Tensor {
+        self.feature_maps(x, train)
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+    }
+}
+
+/// Grayscale `[B, 1, H, W]` in [0, 1] -> ImageNet-normalised `[B, 3, H, W]`.
+pub fn imagenet_input(x: &Tensor) -> Tensor {
+    let device = x.device();
+    let mean = Tensor::from_slice(&IMAGENET_MEAN)
+        .to_kind(Kind::Float)
+        .to_device(device)
+        .view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&IMAGENET_STD)
+        .to_kind(Kind::Float)
+        .to_device(device)
+        .view([1, 3, 1, 1]);
+    let rgb = if x.size()[1] == 1 {
+        x.repeat([1, 3, 1, 1])
+    } else {
+        x.shallow_clone()
+    };
+    (rgb - mean) / std
+}
+
+/// The body of `arch` under `p`, with torchvision's names below `p`.
+pub fn feature_extractor(
+    p: nn::Path,
+    arch: ClassifierArch,
+) -> Result<Box<dyn FeatureExtractor>, ModelError> {
+    Ok(match arch {
+        ClassifierArch::Resnet34 => Box::new(resnet::resnet(p, resnet::ResNetKind::ResNet34)),
+        ClassifierArch::Resnext50 => Box::new(resnet::resnet(p, resnet::ResNetKind::ResNeXt50)),
+        ClassifierArch::Densenet121 => Box::new(densenet::densenet121(p)),
+        ClassifierArch::Vgg16 => Box::new(vgg::vgg16(p)),
+        other => return Err(ModelError::NotAvailable(other.to_string(), AVAILABLE)),
+    })
+}
+
+/// Backbones built so far.
+pub const AVAILABLE: &str = "multiscale, densenet121, vgg16, resnext50_32x4d, resnet34, small-cnn";
+
+#[derive(Debug)]
+enum Head {
+    /// ResNet `fc` / DenseNet `classifier` on globally pooled features.
+    Linear(nn::Linear),
+    /// VGG: adaptive pool to 7x7, `classifier.{0,3,6}` with ReLU and dropout 0.5.
+    Vgg([nn::Linear; 3]),
+}
+
+/// A torchvision backbone with its own head.
+#[derive(Debug)]
+pub struct BackboneClassifier {
+    body: Box<dyn FeatureExtractor>,
+    head: Head,
+}
+
+pub fn backbone_classifier(
+    p: nn::Path,
+    arch: ClassifierArch,
+    n_classes: i64,
+) -> Result<BackboneClassifier, ModelError> {
+    let body = feature_extractor(p.clone(), arch)?;
+    let c = body.out_channels();
+    let head = match arch {
+        ClassifierArch::Vgg16 => {
+            let cp = &p / "classifier";
+            Head::Vgg([
+                linear(&cp / "0", c * 49, 4096),
+                linear(&cp / "3", 4096, 4096),
+                linear(&cp / "6", 4096, n_classes),
+            ])
+        }
+        ClassifierArch::Densenet121 => Head::Linear(linear(&p / "classifier", c, n_classes)),
+        _ => Head::Linear(linear(&p / "fc", c, n_classes)),
+    };
+    Ok(BackboneClassifier { body, head })
+}
+
+impl BackboneClassifier {
+    /// Logits from an already normalised `[B, 3, H, W]` input.
+    pub fn logits(&self, x3: &Tensor, train: bool) -> Tensor {
+        match &self.head {
+            Head::Linear(fc) => self.body.pooled(x3, train).apply(fc),
+            Head::Vgg([fc0, fc3, fc6]) => self
+                .body
+                .feature_maps(x3, train)
+                .adaptive_avg_pool2d([7, 7])
+                .flatten(1, -1)
+                .apply(fc0)
+                .relu()
+                .dropout(0.5, train)
+                .apply(fc3)
+                .relu()
+                .dropout(0.5, train)
+                .apply(fc6),
+        }
+    }
+
+    pub fn body(&self) -> &dyn FeatureExtractor {
+        self.body.as_ref()
+    }
+}
+
+impl ModuleT for BackboneClassifier {
+    /// Grayscale `[B, 1, H, W]` in [0, 1] -> logits `[B, n_classes]`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.logits(&imagenet_input(x), train)
+    }
+}
+
+#[cfg(test)]
+mod tests;
