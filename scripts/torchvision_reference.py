@@ -16,7 +16,15 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-ARCHS = ["resnet34", "resnext50_32x4d", "densenet121", "vgg16"]
+ARCHS = [
+    "resnet34",
+    "resnext50_32x4d",
+    "densenet121",
+    "vgg16",
+    "mobilenet_v3_large",
+    "inception_v3",
+    "efficientnet_b0",
+]
 
 
 def legacy_densenet_key(key: str) -> str:
@@ -28,6 +36,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     for arch in ARCHS:
+        # Inception: transform_input stays off as for weights=None; the
+        # auxiliary head is kept (its keys are part of the checkpoint).
         model = getattr(torchvision.models, arch)(weights=None)
         with torch.no_grad():
             for module in model.modules():

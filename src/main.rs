@@ -62,7 +62,8 @@ enum WeightsAction {
     /// included) and `.safetensors`.
     Import {
         file: PathBuf,
-        /// densenet121, vgg16, resnext50_32x4d or resnet34.
+        /// densenet121, vgg16, resnext50_32x4d, resnet34, mobilenet_v3_large,
+        /// inception_v3 or efficientnet_b0.
         #[arg(long)]
         arch: String,
         /// The safetensors file to write.
@@ -209,7 +210,15 @@ fn init_logging(run: &RunDir) -> Result<()> {
 fn weights_import(file: &Path, arch: &str, out: &Path) -> Result<ExitCode> {
     use scintigan::config::ClassifierArch;
     use scintigan::nn::{backbones, weights};
-    let importable = ["densenet121", "vgg16", "resnext50_32x4d", "resnet34"];
+    let importable = [
+        "densenet121",
+        "vgg16",
+        "resnext50_32x4d",
+        "resnet34",
+        "mobilenet_v3_large",
+        "inception_v3",
+        "efficientnet_b0",
+    ];
     let parsed = ClassifierArch::parse(arch).filter(|_| importable.contains(&arch));
     let Some(parsed) = parsed else {
         bail!(

@@ -17,7 +17,7 @@ use tch::{Device, Tensor, nn};
 fn reference_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/torchvision-reference");
     assert!(
-        dir.join("vgg16.io.safetensors").is_file(),
+        dir.join("efficientnet_b0.io.safetensors").is_file(),
         "{} is missing: run `make test`, which creates it with .venv/bin/python scripts/torchvision_reference.py",
         dir.display()
     );
@@ -82,6 +82,21 @@ fn densenet121_with_legacy_keys_matches_torchvision() {
 #[test]
 fn vgg16_matches_torchvision() {
     check("vgg16");
+}
+
+#[test]
+fn mobilenet_v3_large_matches_torchvision() {
+    check("mobilenet_v3_large");
+}
+
+#[test]
+fn inception_v3_matches_torchvision() {
+    check("inception_v3");
+}
+
+#[test]
+fn efficientnet_b0_matches_torchvision() {
+    check("efficientnet_b0");
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //! Classifiers take grayscale `[B, 1, H, W]` in [0, 1], repeat it to three
 //! channels and normalise with ImageNet's mean and std, as the paper does.
 
+mod common;
 pub mod densenet;
+pub mod efficientnet;
+pub mod inception;
+pub mod mobilenet;
 pub mod resnet;
 pub mod vgg;
 
@@ -63,12 +67,17 @@ pub fn feature_extractor(
         ClassifierArch::Resnext50 => Box::new(resnet::resnet(p, resnet::ResNetKind::ResNeXt50)),
         ClassifierArch::Densenet121 => Box::new(densenet::densenet121(p)),
         ClassifierArch::Vgg16 => Box::new(vgg::vgg16(p)),
+        ClassifierArch::MobilenetV3Large => Box::new(mobilenet::mobilenet_v3_large(p)),
+        ClassifierArch::EfficientnetB0 => Box::new(efficientnet::efficientnet_b0(p)),
+        // The auxiliary head keeps ImageNet's 1000 classes: it is unused and
+        // only there so torchvision checkpoints load key for key.
+        ClassifierArch::InceptionV3 => Box::new(inception::inception_v3(p, 1000, false)),
         other => return Err(ModelError::NotAvailable(other.to_string(), AVAILABLE)),
     })
 }
 
 /// Backbones built so far.
-pub const AVAILABLE: &str = "multiscale, densenet121, vgg16, resnext50_32x4d, resnet34, small-cnn";
+pub const AVAILABLE: &str = "multiscale, densenet121, vgg16, resnext50_32x4d, resnet34, mobilenet_v3_large, inception_v3, efficientnet_b0, small-cnn";
 
 #[derive(Debug)]
 enum Head {
@@ -76,6 +85,11 @@ enum Head {
     Linear(nn::Linear),
     /// VGG: adaptive pool to 7x7, `classifier.{0,3,6}` with ReLU and dropout 0.5.
     Vgg([nn::Linear; 3]),
+    /// MobileNetV3: `classifier.0` (960 -> 1280), hard-swish, dropout 0.2, `classifier.3`.
+    MobileNet([nn::Linear; 2]),
+    /// Dropout then a linear layer: EfficientNet `classifier.1` (0.2),
+    /// Inception `fc` (0.5).
+    DropoutLinear(f64, nn::Linear),
 }
 
 /// A torchvision backbone with its own head.
@@ -102,6 +116,17 @@ pub fn backbone_classifier(
             ])
         }
         ClassifierArch::Densenet121 => Head::Linear(linear(&p / "classifier", c, n_classes)),
+        ClassifierArch::MobilenetV3Large => {
+            let cp = &p / "classifier";
+            Head::MobileNet([
+                linear(&cp / "0", c, 1280),
+                linear(&cp / "3", 1280, n_classes),
+            ])
+        }
+        ClassifierArch::EfficientnetB0 => {
+            Head::DropoutLinear(0.2, linear(&p / "classifier" / "1", c, n_classes))
+        }
+        ClassifierArch::InceptionV3 => Head::DropoutLinear(0.5, linear(&p / "fc", c, n_classes)),
         _ => Head::Linear(linear(&p / "fc", c, n_classes)),
     };
     Ok(BackboneClassifier { body, head })
@@ -124,6 +149,11 @@ impl BackboneClassifier {
                 .relu()
                 .dropout(0.5, train)
                 .apply(fc6),
+            Head::MobileNet([fc0, fc3]) => {
+                let x = self.body.pooled(x3, train).apply(fc0);
+                common::hardswish(&x).dropout(0.2, train).apply(fc3)
+            }
+            Head::DropoutLinear(p, fc) => self.body.pooled(x3, train).dropout(*p, train).apply(fc),
         }
     }
 

@@ -17,6 +17,9 @@ fn parameter_counts_equal_torchvisions() {
         (ClassifierArch::Resnext50, 25_028_904),
         (ClassifierArch::Densenet121, 7_978_856),
         (ClassifierArch::Vgg16, 138_357_544),
+        (ClassifierArch::MobilenetV3Large, 5_483_032),
+        (ClassifierArch::EfficientnetB0, 5_288_548),
+        (ClassifierArch::InceptionV3, 27_161_264),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
         let _model = backbone_classifier(vs.root(), arch, 1000).unwrap();
