@@ -31,6 +31,27 @@ def legacy_densenet_key(key: str) -> str:
     return re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", key)
 
 
+def grad_cam_reference(model) -> dict:
+    """Grad-CAM at layer4 for a grayscale input, predicted classes."""
+    gray = torch.rand(2, 1, 96, 64)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = (gray.repeat(1, 3, 1, 1) - mean) / std
+    acts = {}
+    hook = model.layer4.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    logits = model(x)
+    hook.remove()
+    score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+    (grad,) = torch.autograd.grad(score, acts["a"])
+    alpha = grad.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((alpha * acts["a"]).sum(1, keepdim=True)).detach()
+    cam = torch.nn.functional.interpolate(cam, size=gray.shape[2:], mode="bilinear", align_corners=False)
+    flat = cam.flatten(1)
+    lo = flat.min(1).values.view(-1, 1, 1, 1)
+    hi = flat.max(1).values.view(-1, 1, 1, 1)
+    return {"gray": gray, "cam": ((cam - lo) / (hi - lo).clamp_min(1e-12)).contiguous()}
+
+
 def main() -> None:
     out = pathlib.Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +75,10 @@ def main() -> None:
         if arch == "densenet121":
             state = {legacy_densenet_key(k): v for k, v in state.items()}
         save_file(state, str(out / f"{arch}.safetensors"))
-        save_file({"x": x.contiguous(), "y": y.contiguous()}, str(out / f"{arch}.io.safetensors"))
+        io = {"x": x.contiguous(), "y": y.contiguous()}
+        if arch == "resnet34":
+            io.update(grad_cam_reference(model))
+        save_file(io, str(out / f"{arch}.io.safetensors"))
         print(f"{arch}: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(y.shape)}")
     print(f"torchvision {torchvision.__version__}, torch {torch.__version__}")
 

@@ -182,3 +182,23 @@ fn multiscale_classifier_trains_from_imported_imagenet_weights() {
         .count();
     assert_eq!(evals, 1);
 }
+
+#[test]
+fn grad_cam_matches_a_pytorch_reference() {
+    use scintigan::nn::gradcam::grad_cam;
+    let dir = reference_dir();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = backbone_classifier(vs.root(), ClassifierArch::Resnet34, 1000).expect("model");
+    let tensors = normalise_keys(read_tensors(&dir.join("resnet34.safetensors")).expect("weights"));
+    load_pretrained(&vs, "", &tensors).expect("load");
+    let io: HashMap<String, Tensor> = read_tensors(&dir.join("resnet34.io.safetensors"))
+        .expect("io")
+        .into_iter()
+        .collect();
+    let maps = grad_cam(&model, &io["gray"], None).expect("grad-cam");
+    assert_eq!(maps.len(), 1);
+    let cam = &maps[0].1;
+    assert_eq!(cam.size(), vec![2, 1, 96, 64]);
+    let err = f64::try_from((cam - &io["cam"]).abs().max()).expect("scalar");
+    assert!(err < 1e-3, "max |ours - pytorch| = {err:e}");
+}

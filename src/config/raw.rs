@@ -71,4 +71,5 @@ pub struct RawTrain {
     pub checkpoint_every: Option<Spanned<i64>>,
     pub checkpoint_minutes: Option<Spanned<f64>>,
     pub log_every: Option<Spanned<i64>>,
+    pub freeze_backbone_epochs: Option<Spanned<i64>>,
 }

@@ -226,6 +226,9 @@ pub struct TrainSpec {
     pub checkpoint_minutes: f64,
     /// Emit a step event every this many steps.
     pub log_every: usize,
+    /// Classifiers: train only the new head for the first N epochs.
+    #[serde(default)]
+    pub freeze_backbone_epochs: usize,
 }
 
 /// Where a stage's weights start from.

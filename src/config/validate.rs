@@ -596,6 +596,14 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
             errs,
         ),
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
+        freeze_backbone_epochs: int_in(
+            &raw.freeze_backbone_epochs,
+            "freeze_backbone_epochs",
+            0,
+            0,
+            1_000_000,
+            errs,
+        ),
     }
 }
 

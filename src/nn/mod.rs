@@ -7,6 +7,7 @@ pub mod acgan;
 pub mod attention;
 pub mod backbones;
 pub mod blocks;
+pub mod gradcam;
 pub mod layers;
 pub mod mu_acgan;
 pub mod multiscale;

@@ -39,22 +39,29 @@ pub fn multiscale(p: nn::Path, n_classes: i64) -> MultiScale {
 }
 
 impl MultiScale {
-    /// Concatenated pooled features `[B, 3584]` of a normalised `[B, 3, H, W]` input.
-    pub fn features(&self, x3: &Tensor, train: bool) -> Tensor {
-        Tensor::cat(
-            &[
-                self.densenet.pooled(x3, train),
-                self.vgg.pooled(x3, train),
-                self.resnext.pooled(x3, train),
-            ],
-            1,
-        )
+    /// Each branch's last feature maps, in [`BRANCHES`] order, of a
+    /// normalised `[B, 3, H, W]` input.
+    pub fn branch_maps(&self, x3: &Tensor, train: bool) -> Vec<Tensor> {
+        vec![
+            self.densenet.feature_maps(x3, train),
+            self.vgg.feature_maps(x3, train),
+            self.resnext.feature_maps(x3, train),
+        ]
+    }
+
+    /// Pool each branch's maps, concatenate (`[B, 3584]`), classify.
+    pub fn head(&self, maps: &[Tensor]) -> Tensor {
+        let pooled: Vec<Tensor> = maps
+            .iter()
+            .map(|m| m.adaptive_avg_pool2d([1, 1]).flatten(1, -1))
+            .collect();
+        Tensor::cat(&pooled, 1).apply(&self.fc)
     }
 }
 
 impl ModuleT for MultiScale {
     /// Grayscale `[B, 1, H, W]` in [0, 1] -> logits `[B, n_classes]`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.features(&imagenet_input(x), train).apply(&self.fc)
+        self.head(&self.branch_maps(&imagenet_input(x), train))
     }
 }

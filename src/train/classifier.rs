@@ -27,6 +27,10 @@ pub struct ClassifierTrainer {
     train: Dataset,
     test: Dataset,
     batch_size: usize,
+    /// Train only the head up to this epoch.
+    freeze_until: u64,
+    /// Variable-name prefixes of the new head (never frozen).
+    head_prefixes: &'static [&'static str],
     loss_sum: Tensor,
     correct: Tensor,
     images: i64,
@@ -86,6 +90,8 @@ impl ClassifierTrainer {
             train: to_device(data.train),
             test: to_device(data.test),
             batch_size: spec.train.batch_size,
+            freeze_until: spec.train.freeze_backbone_epochs as u64,
+            head_prefixes: head_prefixes(spec.model.classifier_arch()),
             loss_sum: Tensor::zeros([], (Kind::Float, device)),
             correct: Tensor::zeros([], (Kind::Float, device)),
             images: 0,
@@ -178,6 +184,19 @@ impl StageTrainer for ClassifierTrainer {
     }
     fn test_len(&self) -> usize {
         self.test.len()
+    }
+
+    fn start_epoch(&mut self, epoch: u64) {
+        if self.freeze_until == 0 {
+            return;
+        }
+        let frozen = epoch <= self.freeze_until;
+        for (name, var) in self.vs.variables() {
+            let is_head = self.head_prefixes.iter().any(|p| name.starts_with(p));
+            if var.is_floating_point() && !name.contains("running_") {
+                let _ = var.set_requires_grad(is_head || !frozen);
+            }
+        }
     }
 
     fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
@@ -280,5 +299,62 @@ fn multiscale_prefix(backbone: &str) -> &'static str {
         "densenet121" => "densenet.",
         "vgg16" => "vgg.",
         _ => "resnext.",
+    }
+}
+
+/// Variable-name prefixes of each classifier's new head, as torchvision names it.
+fn head_prefixes(arch: Option<ClassifierArch>) -> &'static [&'static str] {
+    match arch {
+        Some(
+            ClassifierArch::Densenet121
+            | ClassifierArch::Vgg16
+            | ClassifierArch::MobilenetV3Large
+            | ClassifierArch::EfficientnetB0,
+        ) => &["classifier."],
+        _ => &["fc."],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KnownRuns, parse_config};
+    use std::path::Path;
+
+    #[test]
+    fn frozen_backbone_keeps_its_weights_until_the_epoch_ends() {
+        let text = "kind = \"classifier\"\nmodel = { arch = \"small-cnn\", base_channels = 4 }\n\
+                    data = { image_size = [16, 16], per_class = 4 }\n\
+                    train = { freeze_backbone_epochs = 1, lr = 1e-2, optimizer = \"adam\", batch_size = 4, device = \"cpu\" }\n";
+        let spec =
+            parse_config("t.toml", text, Path::new("."), "t", &KnownRuns::default()).unwrap();
+        let stage = &spec.stage[0];
+        let data = crate::data::load(&stage.data).unwrap();
+        let mut trainer = ClassifierTrainer::new(stage, data, Device::Cpu).unwrap();
+        let snapshot = |t: &ClassifierTrainer, name: &str| t.vs.variables()[name].detach().copy();
+        let changed = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap() > 0.0;
+        let idx = Tensor::from_slice(&[0i64, 1, 2, 3]);
+
+        let (conv, head) = (
+            snapshot(&trainer, "conv0.weight"),
+            snapshot(&trainer, "fc.weight"),
+        );
+        trainer.start_epoch(1);
+        trainer.train_step(&idx).unwrap();
+        assert!(
+            !changed(&conv, &snapshot(&trainer, "conv0.weight")),
+            "backbone moved while frozen"
+        );
+        assert!(
+            changed(&head, &snapshot(&trainer, "fc.weight")),
+            "head did not train"
+        );
+
+        trainer.start_epoch(2);
+        trainer.train_step(&idx).unwrap();
+        assert!(
+            changed(&conv, &snapshot(&trainer, "conv0.weight")),
+            "backbone still frozen in epoch 2"
+        );
     }
 }

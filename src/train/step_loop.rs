@@ -23,6 +23,8 @@ pub trait StageTrainer {
     fn classes(&self) -> Vec<String>;
     fn train_len(&self) -> usize;
     fn test_len(&self) -> usize;
+    /// Called before the first step of each epoch (1-based), resumed ones included.
+    fn start_epoch(&mut self, _epoch: u64) {}
     /// One optimizer step on the training images at `indices`.
     fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError>;
     /// Metrics averaged since the last call, as a step event; fails with
@@ -114,6 +116,7 @@ pub fn run_stage(
             .into_iter()
             .map(|i| i as i64)
             .collect();
+        trainer.start_epoch(epoch);
         for (k, chunk) in order.chunks(batch).enumerate() {
             let k = k as u64;
             if epoch == first_epoch && k < skip {

@@ -135,11 +135,15 @@ pub fn backbone_classifier(
 impl BackboneClassifier {
     /// Logits from an already normalised `[B, 3, H, W]` input.
     pub fn logits(&self, x3: &Tensor, train: bool) -> Tensor {
+        self.head(&self.body.feature_maps(x3, train), train)
+    }
+
+    /// The head on the body's feature maps `[B, C, h, w]` -> logits.
+    pub fn head(&self, maps: &Tensor, train: bool) -> Tensor {
+        let pooled = || maps.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         match &self.head {
-            Head::Linear(fc) => self.body.pooled(x3, train).apply(fc),
-            Head::Vgg([fc0, fc3, fc6]) => self
-                .body
-                .feature_maps(x3, train)
+            Head::Linear(fc) => pooled().apply(fc),
+            Head::Vgg([fc0, fc3, fc6]) => maps
                 .adaptive_avg_pool2d([7, 7])
                 .flatten(1, -1)
                 .apply(fc0)
@@ -149,11 +153,10 @@ impl BackboneClassifier {
                 .relu()
                 .dropout(0.5, train)
                 .apply(fc6),
-            Head::MobileNet([fc0, fc3]) => {
-                let x = self.body.pooled(x3, train).apply(fc0);
-                common::hardswish(&x).dropout(0.2, train).apply(fc3)
-            }
-            Head::DropoutLinear(p, fc) => self.body.pooled(x3, train).dropout(*p, train).apply(fc),
+            Head::MobileNet([fc0, fc3]) => common::hardswish(&pooled().apply(fc0))
+                .dropout(0.2, train)
+                .apply(fc3),
+            Head::DropoutLinear(p, fc) => pooled().dropout(*p, train).apply(fc),
         }
     }
 

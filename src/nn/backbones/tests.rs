@@ -76,3 +76,21 @@ fn imagenet_input_repeats_and_normalises() {
     let red = f64::try_from(y.get(0).get(0).mean(Kind::Float)).unwrap();
     assert!(red.abs() < 1e-6);
 }
+
+#[test]
+fn multiscale_grad_cam_has_a_map_per_branch_and_a_combined_one() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = multiscale(vs.root(), 3);
+    let x = Tensor::rand([1, 1, 96, 64], (Kind::Float, Device::Cpu));
+    let maps = crate::nn::gradcam::grad_cam(&model, &x, Some(2)).unwrap();
+    let names: Vec<&str> = maps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["densenet", "vgg", "resnext", "combined"]);
+    for (name, m) in &maps {
+        assert_eq!(m.size(), vec![1, 1, 96, 64], "{name}");
+        let (lo, hi) = (
+            f64::try_from(m.min()).unwrap(),
+            f64::try_from(m.max()).unwrap(),
+        );
+        assert!(lo >= 0.0 && hi <= 1.0 + 1e-6, "{name}: [{lo}, {hi}]");
+    }
+}
