@@ -47,10 +47,34 @@ enum Command {
     },
     /// Run or continue one run directory (what the daemon starts); no progress bar.
     Worker { run_dir: PathBuf },
+    /// Describe a model: parameters per layer group and output shapes.
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Pretrained weights: import torchvision checkpoints.
     Weights {
         #[command(subcommand)]
         action: WeightsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelAction {
+    /// Layer table, parameter count and output shapes of ARCH.
+    Summary {
+        /// mu-acgan, acgan, multiscale, densenet121, vgg16, resnext50_32x4d,
+        /// resnet34, mobilenet_v3_large, inception_v3, efficientnet_b0, small-cnn.
+        arch: String,
+        /// Input size HEIGHTxWIDTH.
+        #[arg(long, default_value = "256x128")]
+        size: String,
+        /// Number of classes.
+        #[arg(long, default_value_t = 3)]
+        classes: i64,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -81,6 +105,15 @@ fn main() -> ExitCode {
         Command::Weights {
             action: WeightsAction::Import { file, arch, out },
         } => weights_import(file, arch, out),
+        Command::Model {
+            action:
+                ModelAction::Summary {
+                    arch,
+                    size,
+                    classes,
+                    json,
+                },
+        } => model_summary(arch, size, *classes, *json),
     };
     match result {
         Ok(code) => code,
@@ -245,5 +278,25 @@ fn weights_import(file: &Path, arch: &str, out: &Path) -> Result<ExitCode> {
         report.matched,
         out.display()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_summary(arch: &str, size: &str, classes: i64, json: bool) -> Result<ExitCode> {
+    let parsed = size
+        .split_once('x')
+        .and_then(|(h, w)| Some((h.trim().parse::<i64>().ok()?, w.trim().parse::<i64>().ok()?)))
+        .filter(|&(h, w)| (8..=4096).contains(&h) && (8..=4096).contains(&w));
+    let Some((height, width)) = parsed else {
+        bail!("--size '{size}' is not HEIGHTxWIDTH with each from 8 to 4096, e.g. 256x128");
+    };
+    if !(2..=100_000).contains(&classes) {
+        bail!("--classes {classes} is out of range; expected 2 to 100000");
+    }
+    let summary = scintigan::nn::summary::summarize(arch, height, width, classes)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+    }
     Ok(ExitCode::SUCCESS)
 }

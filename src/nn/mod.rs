@@ -12,6 +12,7 @@ pub mod layers;
 pub mod mu_acgan;
 pub mod multiscale;
 pub mod small_cnn;
+pub mod summary;
 pub mod weights;
 
 use tch::Tensor;
