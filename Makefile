@@ -19,7 +19,7 @@ else
 endif
 CARGO := $(TORCH_ENV) cargo
 
-.PHONY: all build test lint demo libtorch clean .libtorch-external
+.PHONY: all build test lint demo bench libtorch clean .libtorch-external
 all: build
 
 # The stamp is made once torch 2.13.0 is verified in the venv.
@@ -64,6 +64,10 @@ lint: libtorch
 demo: build
 	$(BIN) check configs/examples/demo-pipeline.toml
 	$(BIN) run configs/examples/demo-pipeline.toml
+
+# Parameters and forward+backward time per model at 256x128 (see README).
+bench: libtorch
+	$(CARGO) bench --bench model_timing
 
 clean:
 	cargo clean
