@@ -52,6 +52,24 @@ enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Grad-CAM heat maps of a trained classifier run for some images.
+    ///
+    /// Writes, per image, `<stem>-<layer>.png`: the scan with the heat map
+    /// laid over it (red = where the score of the class rose), for each target
+    /// layer (one per branch of the multi-scale model, plus `combined`).
+    Gradcam {
+        /// A run directory whose last stage is a classifier.
+        run_dir: PathBuf,
+        /// PNG or JPEG images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Class to explain (index or name); default: each image's prediction.
+        #[arg(long)]
+        class: Option<String>,
+        /// Output folder.
+        #[arg(long, default_value = "gradcam")]
+        out: PathBuf,
+    },
     /// Pretrained weights: import torchvision checkpoints.
     Weights {
         #[command(subcommand)]
@@ -105,6 +123,12 @@ fn main() -> ExitCode {
         Command::Weights {
             action: WeightsAction::Import { file, arch, out },
         } => weights_import(file, arch, out),
+        Command::Gradcam {
+            run_dir,
+            images,
+            class,
+            out,
+        } => gradcam(run_dir, images, class.as_deref(), out),
         Command::Model {
             action:
                 ModelAction::Summary {
@@ -297,6 +321,80 @@ fn model_summary(arch: &str, size: &str, classes: i64, json: bool) -> Result<Exi
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gradcam(
+    run_dir: &Path,
+    images: &[PathBuf],
+    class: Option<&str>,
+    out: &Path,
+) -> Result<ExitCode> {
+    use scintigan::config::{ClassifierArch, StageKind};
+    use scintigan::nn::{backbones, gradcam, multiscale};
+    use scintigan::store::CheckpointDir;
+    let run = RunDir::open(run_dir)?;
+    let spec = run.spec()?;
+    let Some(stage) = spec
+        .stage
+        .iter()
+        .rev()
+        .find(|s| s.kind == StageKind::Classifier)
+    else {
+        bail!(
+            "{}: this run has no classifier stage; Grad-CAM explains classifiers",
+            run_dir.display()
+        );
+    };
+    let Some(ckpt) = run.checkpoints().stage_final(&stage.name) else {
+        bail!(
+            "{}: stage '{}' has no final checkpoint yet",
+            run_dir.display(),
+            stage.name
+        );
+    };
+    let classes = stage.class_names();
+    let class_index = match class {
+        None => None,
+        Some(c) => Some(match c.parse::<i64>() {
+            Ok(i) if (0..classes.len() as i64).contains(&i) => i,
+            _ => classes.iter().position(|n| n == c).map(|i| i as i64).with_context(|| {
+                format!("--class '{c}' is not a class of this run; expected an index 0-{} or one of: {}", classes.len() - 1, classes.join(", "))
+            })?,
+        }),
+    };
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let n = classes.len() as i64;
+    let model: Box<dyn gradcam::CamTarget> = match stage.model.classifier_arch() {
+        Some(ClassifierArch::Multiscale) => Box::new(multiscale::multiscale(vs.root(), n)),
+        Some(ClassifierArch::SmallCnn) | None => bail!(
+            "Grad-CAM needs one of the ImageNet backbones or multiscale, not '{}'",
+            stage.model.arch
+        ),
+        Some(arch) => Box::new(backbones::backbone_classifier(vs.root(), arch, n)?),
+    };
+    let tensors = scintigan::train::checkpoint::read(&ckpt.join(CheckpointDir::WEIGHTS))
+        .map_err(anyhow::Error::msg)?;
+    scintigan::train::checkpoint::load_var_store(&vs, "model.", &tensors, true)
+        .map_err(anyhow::Error::msg)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let [h, w] = stage.data.image_size;
+    for image in images {
+        let pixels = scintigan::data::folder::read_gray_resized(image, h, w)?;
+        let x = tch::Tensor::from_slice(&pixels).view([1, 1, h as i64, w as i64]);
+        let maps =
+            gradcam::grad_cam(model.as_ref(), &x, class_index).map_err(anyhow::Error::msg)?;
+        let stem = image
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for (layer, cam) in maps {
+            let path = out.join(format!("{stem}-{layer}.png"));
+            scintigan::train::samples::write_overlay(&x, &cam, &path)
+                .map_err(anyhow::Error::msg)?;
+            println!("{}", path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,3 +35,37 @@ pub fn write_grid(images: &Tensor, rows: usize, cols: usize, path: &Path) -> Res
     writer.write_image_data(&grid).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())
 }
+
+/// Write a scan `[1, 1, H, W]` in [0, 1] with a heat map `[1, 1, H, W]` in
+/// [0, 1] laid over it as an RGB PNG: the scan in gray, the heat in red to
+/// yellow, blended by the heat's strength.
+pub fn write_overlay(scan: &Tensor, heat: &Tensor, path: &Path) -> Result<(), String> {
+    let size = scan.size();
+    let (h, w) = (size[2] as usize, size[3] as usize);
+    let values = |t: &Tensor| {
+        Vec::<f32>::try_from(
+            t.to_device(tch::Device::Cpu)
+                .to_kind(Kind::Float)
+                .flatten(0, -1),
+        )
+        .map_err(|e| e.to_string())
+    };
+    let (gray, cam) = (values(scan)?, values(heat)?);
+    let mut rgb = Vec::with_capacity(h * w * 3);
+    for (g, c) in gray.iter().zip(&cam) {
+        let (g, c) = (g.clamp(0.0, 1.0), c.clamp(0.0, 1.0));
+        let a = 0.6 * c;
+        // heat colour: red rising to yellow
+        let (hr, hg, hb) = (1.0, c, 0.0);
+        for (base, hot) in [(g, hr), (g, hg), (g, hb)] {
+            rgb.push((((1.0 - a) * base + a * hot) * 255.0).round() as u8);
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
+}
