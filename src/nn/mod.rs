@@ -44,7 +44,7 @@ pub enum ModelError {
         w_ok: i64,
     },
     #[error(
-        "{arch} needs images of at least {min}x{min} pixels (it downsamples 32 times); got {height}x{width}: raise data.image_size"
+        "{arch} needs images of at least {min}x{min} pixels; got {height}x{width}: raise data.image_size"
     )]
     TooSmall {
         arch: String,

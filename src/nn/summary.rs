@@ -133,10 +133,11 @@ pub fn summarize(arch: &str, height: i64, width: i64, classes: i64) -> Result<Su
                 "mu-acgan, acgan, and the classifier archs of the config reference",
             )
         })?;
-        if parsed != ClassifierArch::SmallCnn && (height < 32 || width < 32) {
+        let min = super::backbones::min_input_size(parsed);
+        if height.min(width) < min {
             return Err(ModelError::TooSmall {
                 arch: arch.to_string(),
-                min: 32,
+                min,
                 height,
                 width,
             });

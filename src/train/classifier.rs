@@ -51,10 +51,10 @@ impl ClassifierTrainer {
                 spec.model.base_channels as i64,
                 n_classes,
             )),
-            Some(arch) if arch != ClassifierArch::SmallCnn && (h < 32 || w < 32) => {
+            Some(arch) if h.min(w) < backbones::min_input_size(arch) => {
                 return Err(ModelError::TooSmall {
                     arch: arch.to_string(),
-                    min: 32,
+                    min: backbones::min_input_size(arch),
                     height: h,
                     width: w,
                 }

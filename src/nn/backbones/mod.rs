@@ -76,6 +76,16 @@ pub fn feature_extractor(
     })
 }
 
+/// The smallest input side `arch` accepts: five halvings for most, the
+/// valid-padded stem and reductions of Inception v3 need 75.
+pub fn min_input_size(arch: ClassifierArch) -> i64 {
+    match arch {
+        ClassifierArch::SmallCnn => 8,
+        ClassifierArch::InceptionV3 => 75,
+        _ => 32,
+    }
+}
+
 /// Backbones built so far.
 pub const AVAILABLE: &str = "multiscale, densenet121, vgg16, resnext50_32x4d, resnet34, mobilenet_v3_large, inception_v3, efficientnet_b0, small-cnn";
 
