@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn sklearn_reference_values() {
-        // sklearn.metrics.precision_recall_fscore_support(
+        // Recorded with scikit-learn: precision_recall_fscore_support(
         //   [0,0,1,1,2,2,2,1], [0,1,1,2,2,2,0,1], zero_division=0)
         // precision [0.5, 0.6667, 0.6667], recall [0.5, 0.6667, 0.6667]
         let mut c = Confusion::new(3);
@@ -134,6 +134,29 @@ mod tests {
         close(m.recall[1], 2.0 / 3.0);
         close(m.f1[2], 2.0 / 3.0);
         close(m.accuracy, 5.0 / 8.0);
+    }
+
+    #[test]
+    fn never_predicted_class_matches_sklearn_zero_division_0() {
+        // Recorded with scikit-learn: precision_recall_fscore_support(
+        //   [0,0,1,1,2,2], [0,0,0,1,1,1], zero_division=0), per class and macro.
+        let mut c = Confusion::new(3);
+        c.add(&[0, 0, 1, 1, 2, 2], &[0, 0, 0, 1, 1, 1]);
+        let m = c.metrics();
+        for (got, want) in m.precision.iter().zip([2.0 / 3.0, 1.0 / 3.0, 0.0]) {
+            close(*got, want);
+        }
+        for (got, want) in m.recall.iter().zip([1.0, 0.5, 0.0]) {
+            close(*got, want);
+        }
+        for (got, want) in m.f1.iter().zip([0.8, 0.4, 0.0]) {
+            close(*got, want);
+        }
+        close(m.macro_precision, 1.0 / 3.0);
+        close(m.macro_recall, 0.5);
+        close(m.macro_f1, 0.4);
+        // specificity from the matrix: class 2 is never predicted, tn = 4, fp = 0
+        close(m.specificity[2], 1.0);
     }
 
     #[test]
