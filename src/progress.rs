@@ -120,6 +120,23 @@ impl Progress {
                     true,
                 );
             }
+            Event::Ssim {
+                stage,
+                epoch,
+                classes,
+                ssim,
+                ..
+            } => {
+                let parts: Vec<String> = classes
+                    .iter()
+                    .zip(ssim)
+                    .map(|(c, s)| format!("{c} {s:.3}"))
+                    .collect();
+                self.line(
+                    format!("{stage} epoch {epoch}: SSIM {}", parts.join(", ")),
+                    true,
+                );
+            }
             Event::Resumed {
                 stage,
                 step,

@@ -26,12 +26,27 @@ fn gradcam_writes_heat_map_overlays_for_a_trained_run() {
     img.save(dir.join("scan.png")).expect("save png");
 
     let root = run.root().to_string_lossy().into_owned();
-    let out = run_in(&dir, &["gradcam", &root, "scan.png", "--class", "metastasis", "--out", "cams"]);
+    let out = run_in(
+        &dir,
+        &[
+            "gradcam",
+            &root,
+            "scan.png",
+            "--class",
+            "metastasis",
+            "--out",
+            "cams",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let heat = image::open(dir.join("cams/scan-backbone.png")).expect("overlay written");
     assert_eq!((heat.width(), heat.height()), (32, 64));
 
     let out = run_in(&dir, &["gradcam", &root, "scan.png", "--class", "fracture"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--class 'fracture' is not a class of this run"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--class 'fracture' is not a class of this run"),
+        "{}",
+        stderr(&out)
+    );
 }

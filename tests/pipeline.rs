@@ -93,28 +93,21 @@ fn pipeline_runs_every_stage_and_transfers_weights() {
 }
 
 #[test]
-fn unavailable_model_fails_with_a_clear_reason() {
-    let dir = scratch("unavailable");
+fn unknown_arch_is_refused_before_a_run_directory_exists() {
+    let dir = scratch("unknown_arch");
     write(
         &dir,
-        "ms.toml",
-        "kind = \"classifier\"\nmodel = { arch = \"mobilenet_v3_large\" }\ndata = { image_size = [32, 32], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
+        "r50.toml",
+        "kind = \"classifier\"\nmodel = { arch = \"resnet50\" }\ntrain = { epochs = 1, device = \"cpu\" }\n",
     );
-    let out = run_in(&dir, &["run", "ms.toml"]);
-    assert!(!out.status.success());
+    let out = run_in(&dir, &["run", "r50.toml"]);
+    assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("model arch 'mobilenet_v3_large' is not built into this version yet"),
+        stderr(&out).contains("r50.toml:2:18: unknown classifier arch 'resnet50'; expected one of: multiscale,"),
         "{}",
         stderr(&out)
     );
-    let status = only_run(&dir).status().expect("status");
-    assert_eq!(status.state, RunState::Failed);
-    assert!(
-        status
-            .exit_reason
-            .expect("reason")
-            .contains("mobilenet_v3_large")
-    );
+    assert!(!dir.join("runs").exists(), "nothing is written for an invalid config");
 }
 
 #[test]

@@ -72,4 +72,6 @@ pub struct RawTrain {
     pub checkpoint_minutes: Option<Spanned<f64>>,
     pub log_every: Option<Spanned<i64>>,
     pub freeze_backbone_epochs: Option<Spanned<i64>>,
+    pub ssim_every: Option<Spanned<i64>>,
+    pub ssim_samples: Option<Spanned<i64>>,
 }

@@ -229,6 +229,13 @@ pub struct TrainSpec {
     /// Classifiers: train only the new head for the first N epochs.
     #[serde(default)]
     pub freeze_backbone_epochs: usize,
+    /// GANs: score generated images with per-class SSIM every this many
+    /// epochs (and at the last); 0 turns it off.
+    #[serde(default)]
+    pub ssim_every: usize,
+    /// GANs: generated images per class for that score.
+    #[serde(default)]
+    pub ssim_samples: usize,
 }
 
 /// Where a stage's weights start from.

@@ -596,6 +596,8 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
             errs,
         ),
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
+        ssim_every: int_in(&raw.ssim_every, "ssim_every", 10, 0, 1_000_000, errs),
+        ssim_samples: int_in(&raw.ssim_samples, "ssim_samples", 16, 1, 10_000, errs),
         freeze_backbone_epochs: int_in(
             &raw.freeze_backbone_epochs,
             "freeze_backbone_epochs",

@@ -11,6 +11,7 @@ pub mod gradcam;
 pub mod layers;
 pub mod mu_acgan;
 pub mod multiscale;
+pub mod pickle;
 pub mod small_cnn;
 pub mod summary;
 pub mod weights;

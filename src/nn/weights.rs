@@ -1,5 +1,5 @@
 //! Reading torchvision checkpoints: `.pth` files written by `torch.save`
-//! (the zip format, PyTorch >= 1.6) or `.safetensors`, with DenseNet's legacy
+//! (the zip format of PyTorch >= 1.6 and the legacy format before it) or `.safetensors`, with DenseNet's legacy
 //! key names (`denselayer1.norm.1.weight`) renamed as torchvision does, and a
 //! key-for-key, shape-for-shape check against our model.
 
@@ -10,7 +10,7 @@ use tch::{Kind, Tensor, nn};
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error(
-        "{path}: cannot read weights: {message}; expected a torch.save .pth (zip format) or a .safetensors file"
+        "{path}: cannot read weights: {message}; expected a torch.save .pth (zip or legacy format) or a .safetensors file"
     )]
     Read { path: String, message: String },
     #[error("{path}: does not fit {arch}:\n{report}")]
@@ -23,29 +23,22 @@ pub enum WeightsError {
     Write { path: String, message: String },
 }
 
-/// Every tensor of a checkpoint file, keys as stored.
+/// Every tensor of a checkpoint file, keys as stored: `.safetensors` through
+/// tch, anything else as a `torch.save` file (zip or legacy format) through
+/// [`crate::nn::pickle::read_torch_checkpoint`].
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
     let err = |message: String| WeightsError::Read {
         path: path.display().to_string(),
         message,
     };
-    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
-    let result = if is_safetensors {
-        Tensor::read_safetensors(path)
+    if path.extension().is_some_and(|e| e == "safetensors") {
+        Tensor::read_safetensors(path).map_err(|e| {
+            let text = e.to_string();
+            err(text.lines().next().unwrap_or("unreadable").to_string())
+        })
     } else {
-        Tensor::loadz_multi(path)
-    };
-    result.map_err(|e| {
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("unreadable").to_string();
-        if !is_safetensors && first.contains("zip") {
-            err(format!(
-                "{first} (a pre-1.6 torch.save file? re-save it with torch.save(torch.load(f), 'new.pth'))"
-            ))
-        } else {
-            err(first)
-        }
-    })
+        crate::nn::pickle::read_torch_checkpoint(path).map_err(err)
+    }
 }
 
 /// torchvision's own key clean-up: drop a `module.` prefix (DataParallel),

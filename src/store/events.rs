@@ -91,6 +91,15 @@ pub enum Event {
         macro_specificity: f64,
         macro_f1: f64,
     },
+    /// Generation quality: per class, the mean SSIM of generated images
+    /// against the class's training images (the paper's Table 3).
+    Ssim {
+        stage: String,
+        epoch: u64,
+        step: u64,
+        classes: Vec<String>,
+        ssim: Vec<f64>,
+    },
     /// A PNG grid of generated images, one row per class; `path` is relative
     /// to the run directory.
     Sample {
@@ -128,6 +137,7 @@ impl Event {
             Event::GanStep { stage, step, .. }
             | Event::TrainStep { stage, step, .. }
             | Event::Eval { stage, step, .. }
+            | Event::Ssim { stage, step, .. }
             | Event::Sample { stage, step, .. }
             | Event::Checkpoint { stage, step, .. }
             | Event::StageFinished { stage, step } => Some((stage, *step)),

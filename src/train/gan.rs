@@ -4,7 +4,7 @@
 
 use super::optim::{OptimConfig, Optimizer};
 use super::step_loop::StageTrainer;
-use super::{StageContext, TrainError, checkpoint, samples};
+use super::{StageContext, TrainError, checkpoint, samples, ssim};
 use crate::config::{GanArch, StageSpec};
 use crate::data::Split;
 use crate::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
@@ -62,6 +62,9 @@ pub struct GanTrainer {
     fixed_labels: Tensor,
     window: Window,
     device: Device,
+    epochs: u64,
+    ssim_every: u64,
+    ssim_samples: i64,
 }
 
 impl GanTrainer {
@@ -141,6 +144,9 @@ impl GanTrainer {
             fixed_labels,
             window: Window::new(device),
             device,
+            epochs: spec.train.epochs as u64,
+            ssim_every: spec.train.ssim_every as u64,
+            ssim_samples: spec.train.ssim_samples as i64,
         })
     }
 
@@ -156,6 +162,23 @@ impl GanTrainer {
         let mut fresh: Vec<String> = g.reinitialised.iter().map(|n| format!("g.{n}")).collect();
         fresh.extend(d.reinitialised.iter().map(|n| format!("d.{n}")));
         Ok(fresh)
+    }
+
+    /// Per class: `ssim_samples` generated images (eval mode) against every
+    /// training image of the class, brightness and contrast matched.
+    pub fn class_ssim(&self) -> Vec<f64> {
+        let n = self.ssim_samples;
+        (0..self.classes.len() as i64)
+            .map(|c| {
+                let real = self
+                    .images
+                    .index_select(0, &self.labels.eq(c).nonzero().squeeze_dim(1));
+                let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
+                let labels = Tensor::full([n], c, (Kind::Int64, self.device));
+                let fake = tch::no_grad(|| self.generator.generate(&z, &labels, false));
+                ssim::mean_pairwise_ssim(&((fake + 1.0) / 2.0), &((real + 1.0) / 2.0), 512)
+            })
+            .collect()
     }
 
     pub fn generator(&self) -> &dyn Generator {
@@ -280,12 +303,22 @@ impl StageTrainer for GanTrainer {
         let path = ctx.run.root().join(&rel);
         samples::write_grid(&grid, self.classes.len(), SAMPLES_PER_CLASS as usize, &path)
             .map_err(|m| ctx.torch_err(m))?;
-        Ok(vec![Event::Sample {
+        let mut events = vec![Event::Sample {
             stage: self.stage.clone(),
             epoch,
             step,
             path: rel,
-        }])
+        }];
+        if self.ssim_every > 0 && (epoch.is_multiple_of(self.ssim_every) || epoch == self.epochs) {
+            events.push(Event::Ssim {
+                stage: self.stage.clone(),
+                epoch,
+                step,
+                classes: self.classes.clone(),
+                ssim: self.class_ssim(),
+            });
+        }
+        Ok(events)
     }
 
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {

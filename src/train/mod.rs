@@ -7,6 +7,7 @@ pub mod gan;
 pub mod metrics;
 pub mod optim;
 pub mod samples;
+pub mod ssim;
 mod step_loop;
 
 pub use step_loop::{StageOutcome, StageTrainer, run_stage};

@@ -84,12 +84,15 @@ enum Mixed {
     /// InceptionD: 3x3 stride 2; 7x7x3 stride 2; max-pool.
     D([Vec<BasicConv>; 2]),
     /// InceptionE: 1x1; 3x3 split; double 3x3 split; pool + 1x1.
-    E {
-        b1: BasicConv,
-        b3: [BasicConv; 3],
-        b3dbl: [BasicConv; 4],
-        pool: BasicConv,
-    },
+    E(Box<MixedE>),
+}
+
+#[derive(Debug)]
+struct MixedE {
+    b1: BasicConv,
+    b3: [BasicConv; 3],
+    b3dbl: [BasicConv; 4],
+    pool: BasicConv,
 }
 
 fn inception_a(p: nn::Path, c: i64, pool_features: i64) -> Mixed {
@@ -156,7 +159,7 @@ fn inception_d(p: nn::Path, c: i64) -> Mixed {
 }
 
 fn inception_e(p: nn::Path, c: i64) -> Mixed {
-    Mixed::E {
+    Mixed::E(Box::new(MixedE {
         b1: sq(&p / "branch1x1", c, 320, 1, 1, 0),
         b3: [
             sq(&p / "branch3x3_1", c, 384, 1, 1, 0),
@@ -170,7 +173,7 @@ fn inception_e(p: nn::Path, c: i64) -> Mixed {
             basic(&p / "branch3x3dbl_3b", 384, 384, [3, 1], 1, [1, 0]),
         ],
         pool: sq(&p / "branch_pool", c, 192, 1, 1, 0),
-    }
+    }))
 }
 
 impl Mixed {
@@ -187,12 +190,13 @@ impl Mixed {
             Mixed::B([b3, b3dbl]) | Mixed::D([b3, b3dbl]) => {
                 vec![chain(b3, x, t), chain(b3dbl, x, t), max3s2(x)]
             }
-            Mixed::E {
-                b1,
-                b3,
-                b3dbl,
-                pool,
-            } => {
+            Mixed::E(e) => {
+                let MixedE {
+                    b1,
+                    b3,
+                    b3dbl,
+                    pool,
+                } = e.as_ref();
                 let y3 = b3[0].f(x, t);
                 let y3 = Tensor::cat(&[b3[1].f(&y3, t), b3[2].f(&y3, t)], 1);
                 let yd = b3dbl[1].f(&b3dbl[0].f(x, t), t);
