@@ -52,6 +52,26 @@ enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Metrics and confusion matrix of a trained classifier run.
+    ///
+    /// On the run's own test split, or with --data on a folder of class
+    /// subfolders (every image). Precision, recall, specificity and F1 are
+    /// one-vs-rest per class, 0 where undefined (a class never predicted).
+    Eval {
+        run_dir: PathBuf,
+        /// A folder of class subfolders named like the run's classes.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Use the weights with the best test accuracy instead of the final ones.
+        #[arg(long)]
+        best: bool,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Write per-image predictions as CSV (file, true, predicted, probabilities).
+        #[arg(long)]
+        predictions: Option<PathBuf>,
+    },
     /// Grad-CAM heat maps of a trained classifier run for some images.
     ///
     /// Writes, per image, `<stem>-<layer>.png`: the scan with the heat map
@@ -123,6 +143,19 @@ fn main() -> ExitCode {
         Command::Weights {
             action: WeightsAction::Import { file, arch, out },
         } => weights_import(file, arch, out),
+        Command::Eval {
+            run_dir,
+            data,
+            best,
+            json,
+            predictions,
+        } => eval(
+            run_dir,
+            data.as_deref(),
+            *best,
+            *json,
+            predictions.as_deref(),
+        ),
         Command::Gradcam {
             run_dir,
             images,
@@ -331,60 +364,37 @@ fn gradcam(
     class: Option<&str>,
     out: &Path,
 ) -> Result<ExitCode> {
-    use scintigan::config::{ClassifierArch, StageKind};
-    use scintigan::nn::{backbones, gradcam, multiscale};
-    use scintigan::store::CheckpointDir;
+    use scintigan::nn::gradcam;
+    use scintigan::train::evaluate::{WhichWeights, load_trained};
     let run = RunDir::open(run_dir)?;
-    let spec = run.spec()?;
-    let Some(stage) = spec
-        .stage
-        .iter()
-        .rev()
-        .find(|s| s.kind == StageKind::Classifier)
-    else {
-        bail!(
-            "{}: this run has no classifier stage; Grad-CAM explains classifiers",
-            run_dir.display()
-        );
-    };
-    let Some(ckpt) = run.checkpoints().stage_final(&stage.name) else {
-        bail!(
-            "{}: stage '{}' has no final checkpoint yet",
-            run_dir.display(),
-            stage.name
-        );
-    };
+    let trained = load_trained(&run, WhichWeights::Final)?;
+    let stage = &trained.stage;
     let classes = stage.class_names();
     let class_index = match class {
         None => None,
         Some(c) => Some(match c.parse::<i64>() {
             Ok(i) if (0..classes.len() as i64).contains(&i) => i,
             _ => classes.iter().position(|n| n == c).map(|i| i as i64).with_context(|| {
-                format!("--class '{c}' is not a class of this run; expected an index 0-{} or one of: {}", classes.len() - 1, classes.join(", "))
+                format!(
+                    "--class '{c}' is not a class of this run; expected an index 0-{} or one of: {}",
+                    classes.len() - 1,
+                    classes.join(", ")
+                )
             })?,
         }),
     };
-    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let n = classes.len() as i64;
-    let model: Box<dyn gradcam::CamTarget> = match stage.model.classifier_arch() {
-        Some(ClassifierArch::Multiscale) => Box::new(multiscale::multiscale(vs.root(), n)),
-        Some(ClassifierArch::SmallCnn) | None => bail!(
+    let Some(model) = trained.model.cam() else {
+        bail!(
             "Grad-CAM needs one of the ImageNet backbones or multiscale, not '{}'",
             stage.model.arch
-        ),
-        Some(arch) => Box::new(backbones::backbone_classifier(vs.root(), arch, n)?),
+        );
     };
-    let tensors = scintigan::train::checkpoint::read(&ckpt.join(CheckpointDir::WEIGHTS))
-        .map_err(anyhow::Error::msg)?;
-    scintigan::train::checkpoint::load_var_store(&vs, "model.", &tensors, true)
-        .map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let [h, w] = stage.data.image_size;
     for image in images {
         let pixels = scintigan::data::folder::read_gray_resized(image, h, w)?;
         let x = tch::Tensor::from_slice(&pixels).view([1, 1, h as i64, w as i64]);
-        let maps =
-            gradcam::grad_cam(model.as_ref(), &x, class_index).map_err(anyhow::Error::msg)?;
+        let maps = gradcam::grad_cam(model, &x, class_index).map_err(anyhow::Error::msg)?;
         let stem = image
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -395,6 +405,115 @@ fn gradcam(
                 .map_err(anyhow::Error::msg)?;
             println!("{}", path.display());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    run_dir: &Path,
+    data: Option<&Path>,
+    best: bool,
+    json: bool,
+    predictions: Option<&Path>,
+) -> Result<ExitCode> {
+    use scintigan::train::evaluate::{WhichWeights, evaluate, load_trained};
+    let run = RunDir::open(run_dir)?;
+    let which = if best {
+        WhichWeights::Best
+    } else {
+        WhichWeights::Final
+    };
+    let trained = load_trained(&run, which)?;
+    let stage = &trained.stage;
+    let [h, w] = stage.data.image_size;
+    let dataset = match data {
+        Some(dir) => scintigan::data::load_folder_all(dir, &stage.class_names(), h, w)?,
+        None => scintigan::data::load(&stage.data)?.test,
+    };
+    if dataset.is_empty() {
+        bail!(
+            "no images to evaluate: the run's test split is empty (data.test_fraction = 0); pass --data DIR"
+        );
+    }
+    let result = evaluate(trained.model.module(), &dataset, 8, predictions.is_some());
+    let m = result.confusion.metrics();
+    let classes = &dataset.classes;
+    if let Some(path) = predictions {
+        let mut csv = String::from("file,true,predicted");
+        for c in classes {
+            csv.push_str(&format!(",p_{}", c.replace(',', "_")));
+        }
+        csv.push('\n');
+        for p in &result.predictions {
+            let name = p.name.replace('"', "\"\"");
+            csv.push_str(&format!(
+                "\"{name}\",{},{}",
+                classes[p.truth], classes[p.predicted]
+            ));
+            for prob in &p.probabilities {
+                csv.push_str(&format!(",{prob:.6}"));
+            }
+            csv.push('\n');
+        }
+        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if json {
+        let value = serde_json::json!({
+            "run": run.id(),
+            "weights": trained.weights.display().to_string(),
+            "images": dataset.len(),
+            "loss": result.loss,
+            "accuracy": m.accuracy,
+            "classes": classes,
+            "confusion": result.confusion.counts,
+            "precision": m.precision,
+            "recall": m.recall,
+            "specificity": m.specificity,
+            "f1": m.f1,
+            "macro_precision": m.macro_precision,
+            "macro_recall": m.macro_recall,
+            "macro_specificity": m.macro_specificity,
+            "macro_f1": m.macro_f1,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} ({}), {} images, weights {}",
+        run.id(),
+        stage.name,
+        dataset.len(),
+        trained.weights.display()
+    );
+    let width = classes.iter().map(String::len).max().unwrap_or(5).max(5);
+    println!(
+        "{:<width$}  precision  recall  specificity     F1  support",
+        "class"
+    );
+    for (i, c) in classes.iter().enumerate() {
+        let support: u64 = result.confusion.counts[i].iter().sum();
+        println!(
+            "{c:<width$}  {:>9.3}  {:>6.3}  {:>11.3}  {:>5.3}  {support:>7}",
+            m.precision[i], m.recall[i], m.specificity[i], m.f1[i]
+        );
+    }
+    println!(
+        "{:<width$}  {:>9.3}  {:>6.3}  {:>11.3}  {:>5.3}",
+        "macro", m.macro_precision, m.macro_recall, m.macro_specificity, m.macro_f1
+    );
+    println!("accuracy {:.3}, loss {:.4}", m.accuracy, result.loss);
+    println!("confusion matrix (rows: true, columns: predicted)");
+    print!("{:<width$}", "");
+    for c in classes {
+        print!("  {c:>width$}");
+    }
+    println!();
+    for (i, row) in result.confusion.counts.iter().enumerate() {
+        print!("{:<width$}", classes[i]);
+        for v in row {
+            print!("  {v:>width$}");
+        }
+        println!();
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -32,6 +32,7 @@ fn dataset(per_class: i64, size: i64) -> Dataset {
         images: Tensor::stack(&images, 0),
         labels: Tensor::from_slice(&labels),
         classes: vec!["top".into(), "middle".into(), "bottom".into()],
+        names: (0..3 * per_class).map(|i| format!("band-{i}")).collect(),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn load_class_folders(
             items.push(Item {
                 pixels: read_gray_resized(&file, h, w)?,
                 class,
+                name: file.display().to_string(),
             });
         }
     }

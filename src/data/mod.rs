@@ -25,6 +25,8 @@ pub struct Dataset {
     /// `[N]` int64 class indices.
     pub labels: Tensor,
     pub classes: Vec<String>,
+    /// Each image's source (file path or phantom id), in row order.
+    pub names: Vec<String>,
 }
 
 impl Dataset {
@@ -58,6 +60,8 @@ pub struct Split {
 pub struct Item {
     pub pixels: Vec<f32>,
     pub class: usize,
+    /// Where it came from: a file path, or `phantom:<class>/<index>`.
+    pub name: String,
 }
 
 /// Load the data a stage's `[data]` section describes and split it.
@@ -77,6 +81,7 @@ pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
                     items.push(Item {
                         pixels: canvas.pixels,
                         class,
+                        name: format!("phantom:{}/{i}", classes[class]),
                     });
                 }
             }
@@ -126,15 +131,31 @@ fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &Data
 fn to_dataset(items: &[Item], which: &[usize], classes: &[String], h: usize, w: usize) -> Dataset {
     let mut pixels = Vec::with_capacity(which.len() * h * w);
     let mut labels = Vec::with_capacity(which.len());
+    let mut names = Vec::with_capacity(which.len());
     for &i in which {
         pixels.extend_from_slice(&items[i].pixels);
         labels.push(items[i].class as i64);
+        names.push(items[i].name.clone());
     }
     Dataset {
         images: Tensor::from_slice(&pixels).view([which.len() as i64, 1, h as i64, w as i64]),
         labels: Tensor::from_slice(&labels).to_kind(Kind::Int64),
         classes: classes.to_vec(),
+        names,
     }
+}
+
+/// Every image of a folder of class subfolders, unsplit, with `classes`
+/// in that label order (for evaluating a trained model on new data).
+pub fn load_folder_all(
+    root: &std::path::Path,
+    classes: &[String],
+    h: usize,
+    w: usize,
+) -> Result<Dataset, DataError> {
+    let (classes, items) = folder::load_class_folders(root, classes, h, w)?;
+    let all: Vec<usize> = (0..items.len()).collect();
+    Ok(to_dataset(&items, &all, &classes, h, w))
 }
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ pub struct CheckpointState {
 const STATE_FILE: &str = "state.json";
 const LATEST_FILE: &str = "latest";
 
+/// What `checkpoints/best/<stage>/best.json` records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestRecord {
+    pub epoch: u64,
+    pub step: u64,
+    /// Test-split accuracy of these weights.
+    pub accuracy: f64,
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
     dir: PathBuf,
@@ -80,6 +89,53 @@ impl CheckpointDir {
         atomic::write_atomic(&latest, format!("{name}\n").as_bytes())
             .map_err(|e| StoreError::io(&latest, e))?;
         Ok(final_dir)
+    }
+
+    /// Where the best weights of `stage` live: `checkpoints/best/<stage>/`
+    /// (`weights.safetensors` and `best.json`). Not listed, pruned or
+    /// resumed from like the others.
+    pub fn best_dir(&self, stage: &str) -> PathBuf {
+        self.dir.join("best").join(stage)
+    }
+
+    /// Replace the best weights of `stage`: written beside, then swapped in.
+    pub fn write_best(
+        &self,
+        stage: &str,
+        record: &BestRecord,
+        write_weights: impl FnOnce(&Path) -> Result<(), String>,
+    ) -> Result<PathBuf, StoreError> {
+        let parent = self.dir.join("best");
+        std::fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
+        let pid = std::process::id();
+        let tmp = parent.join(format!(".tmp-{stage}-{pid}"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let weights = tmp.join(Self::WEIGHTS);
+        write_weights(&weights).map_err(|message| StoreError::Corrupt {
+            path: weights.clone(),
+            message: format!("cannot write best weights: {message}"),
+        })?;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Corrupt {
+            path: tmp.join("best.json"),
+            message: e.to_string(),
+        })?;
+        atomic::write_atomic(&tmp.join("best.json"), &json).map_err(|e| StoreError::io(&tmp, e))?;
+        let target = self.best_dir(stage);
+        let old = parent.join(format!(".old-{stage}-{pid}"));
+        if target.exists() {
+            std::fs::rename(&target, &old).map_err(|e| StoreError::io(&target, e))?;
+        }
+        std::fs::rename(&tmp, &target).map_err(|e| StoreError::io(&target, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+        atomic::sync_dir(&parent).map_err(|e| StoreError::io(&parent, e))?;
+        Ok(target)
+    }
+
+    /// The record of the best weights of `stage`, if any were written.
+    pub fn read_best(&self, stage: &str) -> Option<BestRecord> {
+        let text = std::fs::read_to_string(self.best_dir(stage).join("best.json")).ok()?;
+        serde_json::from_str(&text).ok()
     }
 
     /// The newest checkpoint, if any, with its state.

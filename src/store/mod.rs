@@ -16,7 +16,7 @@ mod status;
 mod time;
 
 pub use atomic::{sync_dir, temp_sibling, write_atomic};
-pub use checkpoints::{CheckpointDir, CheckpointState};
+pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
 pub use events::{Event, EventHistory, EventRecord, EventWriter, read_events};
 pub use status::{RunState, Status};
 pub use time::{compact_utc, unix_now};

@@ -14,7 +14,7 @@ use crate::nn::backbones::{self, backbone_classifier};
 use crate::nn::multiscale::multiscale;
 use crate::nn::small_cnn::small_cnn;
 use crate::nn::weights;
-use crate::store::Event;
+use crate::store::{BestRecord, Event};
 use std::collections::HashMap;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Reduction, Tensor};
@@ -36,6 +36,8 @@ pub struct ClassifierTrainer {
     images: i64,
     steps: i64,
     device: Device,
+    /// Best test accuracy so far (None until read from the run directory).
+    best_accuracy: Option<f64>,
 }
 
 impl ClassifierTrainer {
@@ -81,6 +83,7 @@ impl ClassifierTrainer {
             images: d.images.to_device(device),
             labels: d.labels.to_device(device),
             classes: d.classes,
+            names: d.names,
         };
         Ok(Self {
             stage: spec.name.clone(),
@@ -97,6 +100,7 @@ impl ClassifierTrainer {
             images: 0,
             steps: 0,
             device,
+            best_accuracy: None,
         })
     }
 
@@ -149,29 +153,15 @@ impl ClassifierTrainer {
         Ok(report.reinitialised)
     }
 
-    /// Test-split loss, predictions and confusion matrix, in eval mode.
+    /// Test-split loss and confusion matrix, in eval mode.
     fn evaluate(&self) -> (f64, Confusion) {
-        let n = self.test.len() as i64;
-        let mut confusion = Confusion::new(self.test.classes.len());
-        let mut loss = 0.0;
-        tch::no_grad(|| {
-            let mut start = 0;
-            while start < n {
-                let len = (self.batch_size as i64).max(1).min(n - start);
-                let x = self.test.images.narrow(0, start, len);
-                let y = self.test.labels.narrow(0, start, len);
-                let logits = self.model.forward_t(&x, false);
-                let batch_loss =
-                    logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0);
-                loss += f64::try_from(batch_loss).unwrap_or(f64::NAN);
-                let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
-                    .unwrap_or_default();
-                let truth = Vec::<i64>::try_from(y.to_device(Device::Cpu)).unwrap_or_default();
-                confusion.add(&truth, &pred);
-                start += len;
-            }
-        });
-        (loss / n.max(1) as f64, confusion)
+        let e = super::evaluate::evaluate(
+            self.model.as_ref(),
+            &self.test,
+            self.batch_size as i64,
+            false,
+        );
+        (e.loss, e.confusion)
     }
 }
 
@@ -253,7 +243,7 @@ impl StageTrainer for ClassifierTrainer {
 
     fn end_of_epoch(
         &mut self,
-        _ctx: &StageContext<'_, '_>,
+        ctx: &StageContext<'_, '_>,
         epoch: u64,
         step: u64,
     ) -> Result<Vec<Event>, TrainError> {
@@ -262,23 +252,53 @@ impl StageTrainer for ClassifierTrainer {
         }
         let (loss, confusion) = self.evaluate();
         let m = confusion.metrics();
-        Ok(vec![Event::Eval {
-            stage: self.stage.clone(),
-            epoch,
-            step,
-            loss,
-            accuracy: m.accuracy,
-            classes: self.test.classes.clone(),
-            confusion: confusion.counts,
-            precision: m.precision,
-            recall: m.recall,
-            specificity: m.specificity,
-            f1: m.f1,
-            macro_precision: m.macro_precision,
-            macro_recall: m.macro_recall,
-            macro_specificity: m.macro_specificity,
-            macro_f1: m.macro_f1,
-        }])
+        let mut events = Vec::new();
+        let checkpoints = ctx.run.checkpoints();
+        let best = *self.best_accuracy.get_or_insert_with(|| {
+            checkpoints
+                .read_best(&self.stage)
+                .map_or(f64::NEG_INFINITY, |b| b.accuracy)
+        });
+        if m.accuracy > best {
+            let record = BestRecord {
+                epoch,
+                step,
+                accuracy: m.accuracy,
+            };
+            let tensors = checkpoint::var_store_tensors(&self.vs, "model.");
+            let dir =
+                checkpoints.write_best(&self.stage, &record, |p| checkpoint::write(&tensors, p))?;
+            self.best_accuracy = Some(m.accuracy);
+            events.push(Event::Log {
+                level: "info".into(),
+                message: format!(
+                    "new best test accuracy {:.4} at epoch {epoch}; weights in {}",
+                    m.accuracy,
+                    dir.strip_prefix(ctx.run.root()).unwrap_or(&dir).display()
+                ),
+            });
+        }
+        events.insert(
+            0,
+            Event::Eval {
+                stage: self.stage.clone(),
+                epoch,
+                step,
+                loss,
+                accuracy: m.accuracy,
+                classes: self.test.classes.clone(),
+                confusion: confusion.counts,
+                precision: m.precision,
+                recall: m.recall,
+                specificity: m.specificity,
+                f1: m.f1,
+                macro_precision: m.macro_precision,
+                macro_recall: m.macro_recall,
+                macro_specificity: m.macro_specificity,
+                macro_f1: m.macro_f1,
+            },
+        );
+        Ok(events)
     }
 
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {

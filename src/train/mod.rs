@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod classifier;
+pub mod evaluate;
 pub mod gan;
 pub mod metrics;
 pub mod optim;
