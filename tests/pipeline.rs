@@ -103,11 +103,16 @@ fn unknown_arch_is_refused_before_a_run_directory_exists() {
     let out = run_in(&dir, &["run", "r50.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("r50.toml:2:18: unknown classifier arch 'resnet50'; expected one of: multiscale,"),
+        stderr(&out).contains(
+            "r50.toml:2:18: unknown classifier arch 'resnet50'; expected one of: multiscale,"
+        ),
         "{}",
         stderr(&out)
     );
-    assert!(!dir.join("runs").exists(), "nothing is written for an invalid config");
+    assert!(
+        !dir.join("runs").exists(),
+        "nothing is written for an invalid config"
+    );
 }
 
 #[test]
