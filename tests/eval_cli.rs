@@ -23,24 +23,36 @@ fn eval_reproduces_the_recorded_metrics_and_writes_predictions() {
     let evals: Vec<(u64, f64, Vec<Vec<u64>>)> = events(&run)
         .into_iter()
         .filter_map(|r| match r.event {
-            Event::Eval { epoch, accuracy, confusion, .. } => Some((epoch, accuracy, confusion)),
+            Event::Eval {
+                epoch,
+                accuracy,
+                confusion,
+                ..
+            } => Some((epoch, accuracy, confusion)),
             _ => None,
         })
         .collect();
     assert_eq!(evals.len(), 4);
     let root = run.root().to_string_lossy().into_owned();
 
-    let out = run_in(&dir, &["eval", &root, "--json", "--predictions", "pred.csv"]);
+    let out = run_in(
+        &dir,
+        &["eval", &root, "--json", "--predictions", "pred.csv"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let (_, last_accuracy, last_confusion) = evals.last().expect("an eval").clone();
     assert_eq!(report["images"], 6);
     assert!((report["accuracy"].as_f64().expect("accuracy") - last_accuracy).abs() < 1e-12);
-    let confusion: Vec<Vec<u64>> = serde_json::from_value(report["confusion"].clone()).expect("confusion");
+    let confusion: Vec<Vec<u64>> =
+        serde_json::from_value(report["confusion"].clone()).expect("confusion");
     assert_eq!(confusion, last_confusion);
     let csv = std::fs::read_to_string(dir.join("pred.csv")).expect("predictions");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "file,true,predicted,p_healthy,p_metastasis,p_benign");
+    assert_eq!(
+        lines[0],
+        "file,true,predicted,p_healthy,p_metastasis,p_benign"
+    );
     assert_eq!(lines.len(), 7);
     assert!(lines[1].starts_with("\"phantom:healthy/"), "{}", lines[1]);
 
@@ -54,6 +66,9 @@ fn eval_reproduces_the_recorded_metrics_and_writes_predictions() {
     // Human-readable form.
     let out = run_in(&dir, &["eval", &root]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("confusion matrix (rows: true, columns: predicted)"), "{text}");
+    assert!(
+        text.contains("confusion matrix (rows: true, columns: predicted)"),
+        "{text}"
+    );
     assert!(text.contains("macro"), "{text}");
 }
