@@ -154,7 +154,9 @@ fn multiscale_classifier_trains_from_imported_imagenet_weights() {
     let logs: Vec<String> = common::events(&run)
         .into_iter()
         .filter_map(|r| match r.event {
-            scintigan::store::Event::Log { message, .. } => Some(message),
+            scintigan::store::Event::Log { message, .. } if message.starts_with("loaded") => {
+                Some(message)
+            }
             _ => None,
         })
         .collect();

@@ -71,7 +71,7 @@ pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
     let items: Vec<Item> = match spec.source {
         DataSource::PhantomBone | DataSource::PhantomChest => {
             let mut items = Vec::new();
-            for class in 0..classes.len() {
+            for (class, class_name) in classes.iter().enumerate() {
                 for i in 0..spec.per_class as u64 {
                     let canvas = if spec.source == DataSource::PhantomBone {
                         phantom::bone_scan(h, w, class % 3, spec.split_seed, i)
@@ -81,7 +81,7 @@ pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
                     items.push(Item {
                         pixels: canvas.pixels,
                         class,
-                        name: format!("phantom:{}/{i}", classes[class]),
+                        name: format!("phantom:{class_name}/{i}"),
                     });
                 }
             }

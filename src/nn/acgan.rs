@@ -115,11 +115,7 @@ impl Discriminator for AcganDiscriminator {
             }
             x = leaky_relu_02(&x);
         }
-        let x = x.flatten(1, -1);
-        (
-            x.apply(&self.fc_source).squeeze_dim(1),
-            x.apply(&self.fc_class),
-        )
+        super::two_heads(&x, &self.fc_source, &self.fc_class)
     }
 }
 

@@ -30,6 +30,17 @@ pub trait Discriminator: std::fmt::Debug {
     fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor);
 }
 
+/// The two ACGAN heads on flattened features: (real/fake logit `[B]`,
+/// class logits `[B, n_classes]`).
+pub(crate) fn two_heads(
+    features: &Tensor,
+    source: &tch::nn::Linear,
+    class: &tch::nn::Linear,
+) -> (Tensor, Tensor) {
+    let x = features.flatten(1, -1);
+    (x.apply(source).squeeze_dim(1), x.apply(class))
+}
+
 /// Shape problems a model cannot be built for.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

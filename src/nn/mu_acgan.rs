@@ -198,11 +198,7 @@ impl Discriminator for MuAcganDiscriminator {
         for block in &self.blocks {
             x = block.forward_t(&x, train).max_pool2d_default(2);
         }
-        let x = x.flatten(1, -1);
-        (
-            x.apply(&self.fc_source).squeeze_dim(1),
-            x.apply(&self.fc_class),
-        )
+        super::two_heads(&x, &self.fc_source, &self.fc_class)
     }
 }
 

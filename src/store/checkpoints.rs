@@ -37,6 +37,31 @@ pub struct BestRecord {
     pub accuracy: f64,
 }
 
+/// Create `dir` afresh with the weights file (written by `write_weights`,
+/// then fsynced) and `json_name` holding `record`.
+fn fill_folder(
+    dir: &Path,
+    write_weights: impl FnOnce(&Path) -> Result<(), String>,
+    json_name: &str,
+    record: &impl Serialize,
+) -> Result<(), StoreError> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    let weights = dir.join(CheckpointDir::WEIGHTS);
+    write_weights(&weights).map_err(|message| StoreError::Corrupt {
+        path: weights.clone(),
+        message: format!("cannot write weights: {message}"),
+    })?;
+    std::fs::File::open(&weights)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| StoreError::io(&weights, e))?;
+    let json = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Corrupt {
+        path: dir.join(json_name),
+        message: e.to_string(),
+    })?;
+    atomic::write_atomic(&dir.join(json_name), &json).map_err(|e| StoreError::io(dir, e))
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
     dir: PathBuf,
@@ -65,21 +90,7 @@ impl CheckpointDir {
         let name = Self::name_for(&state.stage, state.epoch, state.step);
         let final_dir = self.dir.join(&name);
         let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        let weights = tmp.join(Self::WEIGHTS);
-        write_weights(&weights).map_err(|message| StoreError::Corrupt {
-            path: weights.clone(),
-            message: format!("cannot write checkpoint weights: {message}"),
-        })?;
-        std::fs::File::open(&weights)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| StoreError::io(&weights, e))?;
-        let json = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Corrupt {
-            path: tmp.join(STATE_FILE),
-            message: e.to_string(),
-        })?;
-        atomic::write_atomic(&tmp.join(STATE_FILE), &json).map_err(|e| StoreError::io(&tmp, e))?;
+        fill_folder(&tmp, write_weights, STATE_FILE, state)?;
         if final_dir.exists() {
             std::fs::remove_dir_all(&final_dir).map_err(|e| StoreError::io(&final_dir, e))?;
         }
@@ -109,18 +120,7 @@ impl CheckpointDir {
         std::fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
         let pid = std::process::id();
         let tmp = parent.join(format!(".tmp-{stage}-{pid}"));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
-        let weights = tmp.join(Self::WEIGHTS);
-        write_weights(&weights).map_err(|message| StoreError::Corrupt {
-            path: weights.clone(),
-            message: format!("cannot write best weights: {message}"),
-        })?;
-        let json = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Corrupt {
-            path: tmp.join("best.json"),
-            message: e.to_string(),
-        })?;
-        atomic::write_atomic(&tmp.join("best.json"), &json).map_err(|e| StoreError::io(&tmp, e))?;
+        fill_folder(&tmp, write_weights, "best.json", record)?;
         let target = self.best_dir(stage);
         let old = parent.join(format!(".old-{stage}-{pid}"));
         if target.exists() {

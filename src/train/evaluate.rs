@@ -86,25 +86,25 @@ pub fn evaluate(
 
 /// A classifier rebuilt from a run directory.
 pub enum TrainedModel {
-    Backbone(BackboneClassifier),
-    MultiScale(MultiScale),
-    Small(SmallCnn),
+    Backbone(Box<BackboneClassifier>),
+    MultiScale(Box<MultiScale>),
+    Small(Box<SmallCnn>),
 }
 
 impl TrainedModel {
     pub fn module(&self) -> &dyn ModuleT {
         match self {
-            TrainedModel::Backbone(m) => m,
-            TrainedModel::MultiScale(m) => m,
-            TrainedModel::Small(m) => m,
+            TrainedModel::Backbone(m) => m.as_ref(),
+            TrainedModel::MultiScale(m) => m.as_ref(),
+            TrainedModel::Small(m) => m.as_ref(),
         }
     }
 
     /// Grad-CAM targets; the small CNN has none.
     pub fn cam(&self) -> Option<&dyn CamTarget> {
         match self {
-            TrainedModel::Backbone(m) => Some(m),
-            TrainedModel::MultiScale(m) => Some(m),
+            TrainedModel::Backbone(m) => Some(m.as_ref()),
+            TrainedModel::MultiScale(m) => Some(m.as_ref()),
             TrainedModel::Small(_) => None,
         }
     }
@@ -164,11 +164,15 @@ pub fn load_trained(run: &RunDir, which: WhichWeights) -> Result<Trained, TrainE
     let vs = nn::VarStore::new(Device::Cpu);
     let n = stage.class_names().len() as i64;
     let model = match stage.model.classifier_arch() {
-        Some(ClassifierArch::Multiscale) => TrainedModel::MultiScale(multiscale(vs.root(), n)),
-        Some(ClassifierArch::SmallCnn) => {
-            TrainedModel::Small(small_cnn(vs.root(), stage.model.base_channels as i64, n))
+        Some(ClassifierArch::Multiscale) => {
+            TrainedModel::MultiScale(Box::new(multiscale(vs.root(), n)))
         }
-        Some(arch) => TrainedModel::Backbone(backbone_classifier(vs.root(), arch, n)?),
+        Some(ClassifierArch::SmallCnn) => TrainedModel::Small(Box::new(small_cnn(
+            vs.root(),
+            stage.model.base_channels as i64,
+            n,
+        ))),
+        Some(arch) => TrainedModel::Backbone(Box::new(backbone_classifier(vs.root(), arch, n)?)),
         None => {
             return Err(setup(
                 &stage.name,

@@ -27,13 +27,7 @@ pub fn write_grid(images: &Tensor, rows: usize, cols: usize, path: &Path) -> Res
             grid[dst..dst + w].copy_from_slice(&tile[y * w..(y + 1) * w]);
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), gw as u32, gh as u32);
-    enc.set_color(png::ColorType::Grayscale);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&grid).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())
+    write_png(path, gw, gh, png::ColorType::Grayscale, &grid)
 }
 
 /// Write a scan `[1, 1, H, W]` in [0, 1] with a heat map `[1, 1, H, W]` in
@@ -61,11 +55,22 @@ pub fn write_overlay(scan: &Tensor, heat: &Tensor, path: &Path) -> Result<(), St
             rgb.push((((1.0 - a) * base + a * hot) * 255.0).round() as u8);
         }
     }
+    write_png(path, w, h, png::ColorType::Rgb, &rgb)
+}
+
+/// Write 8-bit pixels (`width * height` times the colour's channels) as a PNG.
+fn write_png(
+    path: &Path,
+    width: usize,
+    height: usize,
+    color: png::ColorType,
+    data: &[u8],
+) -> Result<(), String> {
     let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), w as u32, h as u32);
-    enc.set_color(png::ColorType::Rgb);
+    let mut enc = png::Encoder::new(BufWriter::new(file), width as u32, height as u32);
+    enc.set_color(color);
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+    writer.write_image_data(data).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())
 }

@@ -222,6 +222,30 @@ impl ModuleT for InvertedResidual {
     }
 }
 
+/// The body both mobile nets share: a stem, inverted-residual blocks, and
+/// a last 1x1 conv to `out_channels`.
+#[derive(Debug)]
+pub struct MobileBody {
+    pub stem: ConvNormAct,
+    pub blocks: Vec<InvertedResidual>,
+    pub last: ConvNormAct,
+    pub out_channels: i64,
+}
+
+impl super::FeatureExtractor for MobileBody {
+    fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = self.stem.forward_t(x, train);
+        for block in &self.blocks {
+            y = block.forward_t(&y, train);
+        }
+        self.last.forward_t(&y, train)
+    }
+
+    fn out_channels(&self) -> i64 {
+        self.out_channels
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::make_divisible;

@@ -6,13 +6,10 @@
 //!
 //! Feature maps `[B, 1280, H/32, W/32]`.
 
-use super::FeatureExtractor;
 use super::common::{
-    Act, ConvNormAct, InvertedResidual, InvertedSpec, conv_norm_act, inverted_residual,
-    make_divisible,
+    Act, InvertedSpec, MobileBody, conv_norm_act, inverted_residual, make_divisible,
 };
-use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
 const EPS: f64 = 1e-5;
 
@@ -27,12 +24,7 @@ const STAGES: [(i64, i64, i64, i64, i64, usize); 7] = [
     (6, 3, 1, 192, 320, 1),
 ];
 
-#[derive(Debug)]
-pub struct EfficientNet {
-    stem: ConvNormAct,
-    blocks: Vec<InvertedResidual>,
-    last: ConvNormAct,
-}
+pub type EfficientNet = MobileBody;
 
 pub fn efficientnet_b0(p: nn::Path) -> EfficientNet {
     let f = &p / "features";
@@ -58,23 +50,10 @@ pub fn efficientnet_b0(p: nn::Path) -> EfficientNet {
             ));
         }
     }
-    EfficientNet {
+    MobileBody {
         stem: conv_norm_act(&f / "0", 3, 32, 3, 2, 1, EPS, Act::Silu),
         blocks,
         last: conv_norm_act(&f / "8", 320, 1280, 1, 1, 1, EPS, Act::Silu),
-    }
-}
-
-impl FeatureExtractor for EfficientNet {
-    fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward_t(x, train);
-        for block in &self.blocks {
-            y = block.forward_t(&y, train);
-        }
-        self.last.forward_t(&y, train)
-    }
-
-    fn out_channels(&self) -> i64 {
-        1280
+        out_channels: 1280,
     }
 }

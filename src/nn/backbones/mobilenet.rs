@@ -4,13 +4,10 @@
 //!
 //! Feature maps `[B, 960, H/32, W/32]`.
 
-use super::FeatureExtractor;
 use super::common::{
-    Act, ConvNormAct, InvertedResidual, InvertedSpec, conv_norm_act, inverted_residual,
-    make_divisible,
+    Act, InvertedSpec, MobileBody, conv_norm_act, inverted_residual, make_divisible,
 };
-use tch::Tensor;
-use tch::nn::{self, ModuleT};
+use tch::nn;
 
 const EPS: f64 = 0.001;
 
@@ -33,12 +30,7 @@ const CONFIG: [(i64, i64, i64, i64, bool, bool, i64); 15] = [
     (160, 5, 960, 160, true, true, 1),
 ];
 
-#[derive(Debug)]
-pub struct MobileNetV3 {
-    stem: ConvNormAct,
-    blocks: Vec<InvertedResidual>,
-    last: ConvNormAct,
-}
+pub type MobileNetV3 = MobileBody;
 
 pub fn mobilenet_v3_large(p: nn::Path) -> MobileNetV3 {
     let f = &p / "features";
@@ -64,23 +56,10 @@ pub fn mobilenet_v3_large(p: nn::Path) -> MobileNetV3 {
             )
         })
         .collect();
-    MobileNetV3 {
+    MobileBody {
         stem: conv_norm_act(&f / "0", 3, 16, 3, 2, 1, EPS, Act::Hardswish),
         blocks,
         last: conv_norm_act(&f / "16", 160, 960, 1, 1, 1, EPS, Act::Hardswish),
-    }
-}
-
-impl FeatureExtractor for MobileNetV3 {
-    fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = self.stem.forward_t(x, train);
-        for block in &self.blocks {
-            y = block.forward_t(&y, train);
-        }
-        self.last.forward_t(&y, train)
-    }
-
-    fn out_channels(&self) -> i64 {
-        960
+        out_channels: 960,
     }
 }
