@@ -3,14 +3,17 @@
     .venv/bin/python scripts/torchvision_reference.py OUT_DIR
 
 For each backbone: a randomly initialised torchvision model with randomised
-BatchNorm statistics, in eval mode, its state dict as safetensors (DenseNet's
-keys written in the legacy `norm.1` form its published checkpoints use, and
-BatchNorm's num_batches_tracked kept, as torchvision saves them), and one
-non-square input with torchvision's logits for it. `make test` runs this.
+BatchNorm statistics, in eval mode, its state dict saved the way torchvision
+checkpoints are saved (`torch.save` of the OrderedDict, BatchNorm's
+num_batches_tracked included; DenseNet's in the legacy pre-1.6 file format
+with the legacy `norm.1` key names its published checkpoint has), and one
+non-square input with torchvision's logits for it, as safetensors. `make
+test` runs this.
 """
 import pathlib
 import re
 import sys
+from collections import OrderedDict
 
 import torch
 import torchvision
@@ -71,10 +74,12 @@ def main() -> None:
         x = torch.randn(2, 3, 160, 128)
         with torch.no_grad():
             y = model(x)
-        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        state = model.state_dict()
         if arch == "densenet121":
-            state = {legacy_densenet_key(k): v for k, v in state.items()}
-        save_file(state, str(out / f"{arch}.safetensors"))
+            state = OrderedDict((legacy_densenet_key(k), v) for k, v in state.items())
+            torch.save(state, out / f"{arch}.pth", _use_new_zipfile_serialization=False)
+        else:
+            torch.save(state, out / f"{arch}.pth")
         io = {"x": x.contiguous(), "y": y.contiguous()}
         if arch == "resnet34":
             io.update(grad_cam_reference(model))

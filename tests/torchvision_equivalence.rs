@@ -1,9 +1,10 @@
 //! Our backbones compute what torchvision's compute: `make test` first runs
 //! scripts/torchvision_reference.py (torchvision 0.28 from PyPI), which saves
-//! randomly initialised models' state dicts (DenseNet's in the legacy key
-//! form) and their eval-mode logits for one non-square input. Each state
-//! dict goes through `scintigan weights import`, loads into our model, and
-//! our logits must match within 1e-4 relative to the largest logit.
+//! randomly initialised models' state dicts with `torch.save` as torchvision's
+//! checkpoints are (DenseNet's in the legacy file format and key names) and
+//! their eval-mode logits for one non-square input. Each `.pth` goes through
+//! `scintigan weights import`, loads into our model, and our logits must
+//! match within 1e-4 relative to the largest logit.
 
 mod common;
 
@@ -30,7 +31,7 @@ fn check(arch_name: &str) {
     let imported = scratch.join("imported.safetensors");
     let out = common::bin()
         .args(["weights", "import"])
-        .arg(dir.join(format!("{arch_name}.safetensors")))
+        .arg(dir.join(format!("{arch_name}.pth")))
         .args(["--arch", arch_name, "--out"])
         .arg(&imported)
         .output()
@@ -105,7 +106,7 @@ fn import_reports_a_wrong_architecture_clearly() {
     let scratch = common::scratch("tv-wrong-arch");
     let out = common::bin()
         .args(["weights", "import"])
-        .arg(dir.join("resnet34.safetensors"))
+        .arg(dir.join("resnet34.pth"))
         .args(["--arch", "resnext50_32x4d", "--out"])
         .arg(scratch.join("x.safetensors"))
         .output()
@@ -132,7 +133,7 @@ fn multiscale_classifier_trains_from_imported_imagenet_weights() {
         let out_file = scratch.join(format!("{arch}.safetensors"));
         let out = common::bin()
             .args(["weights", "import"])
-            .arg(dir.join(format!("{arch}.safetensors")))
+            .arg(dir.join(format!("{arch}.pth")))
             .args(["--arch", arch, "--out"])
             .arg(&out_file)
             .output()
@@ -191,7 +192,7 @@ fn grad_cam_matches_a_pytorch_reference() {
     let dir = reference_dir();
     let vs = nn::VarStore::new(Device::Cpu);
     let model = backbone_classifier(vs.root(), ClassifierArch::Resnet34, 1000).expect("model");
-    let tensors = normalise_keys(read_tensors(&dir.join("resnet34.safetensors")).expect("weights"));
+    let tensors = normalise_keys(read_tensors(&dir.join("resnet34.pth")).expect("weights"));
     load_pretrained(&vs, "", &tensors).expect("load");
     let io: HashMap<String, Tensor> = read_tensors(&dir.join("resnet34.io.safetensors"))
         .expect("io")

@@ -37,6 +37,16 @@ pub fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64, bias: bool) -> n
     nn::conv2d(p, c_in, c_out, 3, cfg)
 }
 
+/// A fully connected layer without bias (before a BatchNorm), PyTorch-initialised.
+pub fn linear_no_bias(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
+    let cfg = nn::LinearConfig {
+        ws_init: torch_default_init(c_in),
+        bs_init: None,
+        bias: false,
+    };
+    nn::linear(p, c_in, c_out, cfg)
+}
+
 /// A fully connected layer, PyTorch-initialised.
 pub fn linear(p: nn::Path, c_in: i64, c_out: i64) -> nn::Linear {
     let init = torch_default_init(c_in);
