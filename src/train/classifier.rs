@@ -10,7 +10,7 @@ use crate::config::PretrainedWeights;
 use crate::config::{ClassifierArch, StageSpec};
 use crate::data::{Dataset, Split};
 use crate::nn::ModelError;
-use crate::nn::backbones::{self, backbone_classifier};
+use crate::nn::backbones::{self, backbone_classifier_with};
 use crate::nn::multiscale::multiscale;
 use crate::nn::small_cnn::small_cnn;
 use crate::nn::weights;
@@ -63,7 +63,12 @@ impl ClassifierTrainer {
                 .into());
             }
             Some(ClassifierArch::Multiscale) => Box::new(multiscale(vs.root(), n_classes)),
-            Some(arch) => Box::new(backbone_classifier(vs.root(), arch, n_classes)?),
+            Some(arch) => Box::new(backbone_classifier_with(
+                vs.root(),
+                arch,
+                n_classes,
+                !spec.model.weights.is_none(),
+            )?),
             None => {
                 return Err(ModelError::NotAvailable(
                     spec.model.arch.clone(),

@@ -6,7 +6,7 @@ use super::metrics::Confusion;
 use super::{TrainError, checkpoint};
 use crate::config::{ClassifierArch, StageKind, StageSpec};
 use crate::data::Dataset;
-use crate::nn::backbones::{BackboneClassifier, backbone_classifier};
+use crate::nn::backbones::{BackboneClassifier, backbone_classifier_with};
 use crate::nn::gradcam::CamTarget;
 use crate::nn::multiscale::{MultiScale, multiscale};
 use crate::nn::small_cnn::{SmallCnn, small_cnn};
@@ -172,7 +172,12 @@ pub fn load_trained(run: &RunDir, which: WhichWeights) -> Result<Trained, TrainE
             stage.model.base_channels as i64,
             n,
         ))),
-        Some(arch) => TrainedModel::Backbone(Box::new(backbone_classifier(vs.root(), arch, n)?)),
+        Some(arch) => TrainedModel::Backbone(Box::new(backbone_classifier_with(
+            vs.root(),
+            arch,
+            n,
+            !stage.model.weights.is_none(),
+        )?)),
         None => {
             return Err(setup(
                 &stage.name,

@@ -62,6 +62,17 @@ pub fn feature_extractor(
     p: nn::Path,
     arch: ClassifierArch,
 ) -> Result<Box<dyn FeatureExtractor>, ModelError> {
+    body(p, arch, false)
+}
+
+/// The body of `arch`; `imagenet_weights` says torchvision's published
+/// ImageNet weights will be loaded (Inception v3 then re-normalises its
+/// input as torchvision does for them, `transform_input`).
+fn body(
+    p: nn::Path,
+    arch: ClassifierArch,
+    imagenet_weights: bool,
+) -> Result<Box<dyn FeatureExtractor>, ModelError> {
     Ok(match arch {
         ClassifierArch::Resnet34 => Box::new(resnet::resnet(p, resnet::ResNetKind::ResNet34)),
         ClassifierArch::Resnext50 => Box::new(resnet::resnet(p, resnet::ResNetKind::ResNeXt50)),
@@ -71,7 +82,7 @@ pub fn feature_extractor(
         ClassifierArch::EfficientnetB0 => Box::new(efficientnet::efficientnet_b0(p)),
         // The auxiliary head keeps ImageNet's 1000 classes: it is unused and
         // only there so torchvision checkpoints load key for key.
-        ClassifierArch::InceptionV3 => Box::new(inception::inception_v3(p, 1000, false)),
+        ClassifierArch::InceptionV3 => Box::new(inception::inception_v3(p, 1000, imagenet_weights)),
         other => return Err(ModelError::NotAvailable(other.to_string(), AVAILABLE)),
     })
 }
@@ -114,7 +125,18 @@ pub fn backbone_classifier(
     arch: ClassifierArch,
     n_classes: i64,
 ) -> Result<BackboneClassifier, ModelError> {
-    let body = feature_extractor(p.clone(), arch)?;
+    backbone_classifier_with(p, arch, n_classes, false)
+}
+
+/// [`backbone_classifier`] for a model that will load torchvision's
+/// published ImageNet weights when `imagenet_weights` (see `body`).
+pub fn backbone_classifier_with(
+    p: nn::Path,
+    arch: ClassifierArch,
+    n_classes: i64,
+    imagenet_weights: bool,
+) -> Result<BackboneClassifier, ModelError> {
+    let body = body(p.clone(), arch, imagenet_weights)?;
     let c = body.out_channels();
     let head = match arch {
         ClassifierArch::Vgg16 => {
