@@ -248,6 +248,10 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
         }
     };
     init_logging(&run)?;
+    // A libtorch error surfaces as a panic inside tch; the worker turns it
+    // into a failed run with a one-line reason. Keep the full text (a C++
+    // backtrace) in worker.log instead of the terminal.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping ends the process at once.

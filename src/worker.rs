@@ -38,7 +38,16 @@ pub fn execute(
         return Ok(WorkerOutcome::Done);
     }
     let mut recorder = Recorder::new(run, observer)?;
-    let result = execute_stages(run, &spec, stop, &mut recorder);
+    // libtorch reports errors (CUDA out of memory among them) as panics
+    // through tch: turn one into a failed run with its reason, not a crash
+    // that leaves status.json saying "running".
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        execute_stages(run, &spec, stop, &mut recorder)
+    }));
+    let result = attempt.unwrap_or_else(|payload| {
+        let stage = run.status().ok().and_then(|s| s.stage).unwrap_or_default();
+        Err(panic_to_error(&spec, &stage, payload.as_ref()))
+    });
     let (state, reason) = match &result {
         Ok(WorkerOutcome::Done) => (RunState::Done, None),
         Ok(WorkerOutcome::Stopped { stage, step }) => (
@@ -234,6 +243,44 @@ fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainEr
     }
 }
 
+/// The first line of a panic's message, with tch's `Torch("...")` wrapping
+/// taken off.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    let text = text.split_once("Torch(\"").map_or(text, |(_, rest)| rest);
+    text.lines()
+        .next()
+        .unwrap_or(text)
+        .split("\\n")
+        .next()
+        .unwrap_or(text)
+        .trim()
+        .to_string()
+}
+
+/// A failed run's reason for a panic raised while `stage` ran.
+fn panic_to_error(spec: &RunSpec, stage: &str, payload: &(dyn std::any::Any + Send)) -> TrainError {
+    let detail = panic_message(payload);
+    tracing::error!(stage, %detail, "libtorch error");
+    match spec.stage.iter().find(|s| s.name == stage) {
+        Some(s) if detail.to_lowercase().contains("out of memory") => TrainError::OutOfMemory {
+            stage: stage.to_string(),
+            batch_size: s.train.batch_size,
+            height: s.data.image_size[0],
+            width: s.data.image_size[1],
+            detail,
+        },
+        _ => TrainError::Torch {
+            stage: stage.to_string(),
+            message: format!("libtorch error: {detail}"),
+        },
+    }
+}
+
 /// The weights file `init_from` points at.
 fn resolve_init(
     run: &RunDir,
@@ -286,4 +333,44 @@ fn resolve_init(
         }
     };
     Ok(Some(dir.join(CheckpointDir::WEIGHTS)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_keep_the_first_line_of_torch_errors() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "called `Result::unwrap()` on an `Err` value: Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB\\nException raised from malloc at ...\")",
+        ));
+        assert_eq!(
+            panic_message(payload.as_ref()),
+            "CUDA out of memory. Tried to allocate 2.00 GiB"
+        );
+        let payload: Box<dyn std::any::Any + Send> = Box::new("plain");
+        assert_eq!(panic_message(payload.as_ref()), "plain");
+    }
+
+    #[test]
+    fn out_of_memory_names_the_batch_and_image_size_to_lower() {
+        let spec = crate::config::parse_config(
+            "t.toml",
+            "kind = \"gan\"\ndata = { image_size = [512, 256] }\ntrain = { batch_size = 8 }\n",
+            std::path::Path::new("."),
+            "t",
+            &crate::config::KnownRuns::default(),
+        )
+        .unwrap();
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from(
+            "Torch(\"CUDA out of memory. Tried to allocate\")",
+        ));
+        let err = panic_to_error(&spec, "t", payload.as_ref()).to_string();
+        assert!(
+            err.contains(
+                "batch_size 8, image_size [512, 256]; lower train.batch_size or data.image_size"
+            ),
+            "{err}"
+        );
+    }
 }

@@ -40,6 +40,16 @@ pub enum TrainError {
     },
     #[error("stage '{stage}': {message}")]
     Setup { stage: String, message: String },
+    #[error(
+        "stage '{stage}': out of device memory at batch_size {batch_size}, image_size [{height}, {width}]; lower train.batch_size or data.image_size ({detail})"
+    )]
+    OutOfMemory {
+        stage: String,
+        batch_size: usize,
+        height: usize,
+        width: usize,
+        detail: String,
+    },
     #[error("{path}: cannot write events: {source}")]
     Events {
         path: PathBuf,
