@@ -47,6 +47,26 @@ enum Command {
     },
     /// Run or continue one run directory (what the daemon starts); no progress bar.
     Worker { run_dir: PathBuf },
+    /// Time training steps of a model on random data already on the device:
+    /// median and minimum step time and images per second.
+    Bench {
+        /// Any model.arch: mu-acgan, acgan, multiscale, resnet34, ...
+        #[arg(long)]
+        arch: String,
+        /// HEIGHTxWIDTH.
+        #[arg(long, default_value = "256x128")]
+        size: String,
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Timed steps after one warm-up.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// auto, cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Describe a model: parameters per layer group and output shapes.
     Model {
         #[command(subcommand)]
@@ -162,6 +182,14 @@ fn main() -> ExitCode {
             class,
             out,
         } => gradcam(run_dir, images, class.as_deref(), out),
+        Command::Bench {
+            arch,
+            size,
+            batch,
+            steps,
+            device,
+            json,
+        } => bench(arch, size, *batch, *steps, device, *json),
         Command::Model {
             action:
                 ModelAction::Summary {
@@ -342,14 +370,55 @@ fn weights_import(file: &Path, arch: &str, out: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn model_summary(arch: &str, size: &str, classes: i64, json: bool) -> Result<ExitCode> {
+/// `--size HEIGHTxWIDTH`, each side 8 to 4096.
+fn parse_size(size: &str) -> Result<(i64, i64)> {
     let parsed = size
         .split_once('x')
         .and_then(|(h, w)| Some((h.trim().parse::<i64>().ok()?, w.trim().parse::<i64>().ok()?)))
         .filter(|&(h, w)| (8..=4096).contains(&h) && (8..=4096).contains(&w));
-    let Some((height, width)) = parsed else {
-        bail!("--size '{size}' is not HEIGHTxWIDTH with each from 8 to 4096, e.g. 256x128");
+    parsed.with_context(|| {
+        format!("--size '{size}' is not HEIGHTxWIDTH with each from 8 to 4096, e.g. 256x128")
+    })
+}
+
+fn bench(
+    arch: &str,
+    size: &str,
+    batch: usize,
+    steps: usize,
+    device: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let (h, w) = parse_size(size)?;
+    let Some(device) = scintigan::config::DeviceChoice::parse(device) else {
+        bail!("--device '{device}' is not one of: auto, cpu, cuda, cuda:N");
     };
+    if !(1..=4096).contains(&batch) || !(1..=100_000).contains(&steps) {
+        bail!("--batch must be 1 to 4096 and --steps 1 to 100000");
+    }
+    let r = scintigan::train::bench::bench(arch, h as usize, w as usize, batch, steps, device)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "{} at {}x{} batch {} on {} ({} threads): median {:.4} s, min {:.4} s per step, {:.1} images/s over {} steps",
+            r.arch,
+            h,
+            w,
+            r.batch,
+            r.device,
+            r.threads,
+            r.median_seconds,
+            r.min_seconds,
+            r.images_per_second,
+            r.steps
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_summary(arch: &str, size: &str, classes: i64, json: bool) -> Result<ExitCode> {
+    let (height, width) = parse_size(size)?;
     if !(2..=100_000).contains(&classes) {
         bail!("--classes {classes} is out of range; expected 2 to 100000");
     }

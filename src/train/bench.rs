@@ -1,0 +1,158 @@
+//! Training-step timing (`scintigan bench`, `make bench`): the exact step a
+//! run takes (forward, backward, optimizer; for GANs one D and one G
+//! update), on random data already on the device.
+
+use super::classifier::ClassifierTrainer;
+use super::gan::GanTrainer;
+use super::step_loop::StageTrainer;
+use super::{TrainError, device_name, select_device};
+use crate::config::{ClassifierArch, DeviceChoice, GanArch, KnownRuns, parse_config};
+use crate::data::{Dataset, Split};
+use serde::Serialize;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub arch: String,
+    /// `[height, width]`.
+    pub size: [usize; 2],
+    pub batch: usize,
+    pub steps: usize,
+    pub device: String,
+    pub threads: i32,
+    pub median_seconds: f64,
+    pub min_seconds: f64,
+    pub images_per_second: f64,
+}
+
+fn random_dataset(n: usize, h: usize, w: usize, classes: usize) -> Dataset {
+    Dataset {
+        images: Tensor::rand(
+            [n as i64, 1, h as i64, w as i64],
+            (Kind::Float, Device::Cpu),
+        ),
+        labels: Tensor::randint(classes as i64, [n as i64], (Kind::Int64, Device::Cpu)),
+        classes: (0..classes).map(|c| format!("class{c}")).collect(),
+        names: (0..n).map(|i| format!("random:{i}")).collect(),
+    }
+}
+
+/// Time `steps` training steps (after one warm-up) of `arch` at `h` x `w`
+/// with batch `batch` and 3 classes.
+pub fn bench(
+    arch: &str,
+    h: usize,
+    w: usize,
+    batch: usize,
+    steps: usize,
+    device: DeviceChoice,
+) -> Result<BenchResult, TrainError> {
+    let kind = match (GanArch::parse(arch), ClassifierArch::parse(arch)) {
+        (Some(_), _) => "gan",
+        (None, Some(_)) => "classifier",
+        (None, None) => {
+            let all: Vec<&str> = GanArch::NAMES
+                .iter()
+                .chain(ClassifierArch::NAMES)
+                .copied()
+                .collect();
+            return Err(TrainError::Setup {
+                stage: "bench".into(),
+                message: format!(
+                    "unknown --arch '{arch}'; expected one of: {}",
+                    all.join(", ")
+                ),
+            });
+        }
+    };
+    let text = format!(
+        "name = \"bench\"\nkind = \"{kind}\"\nmodel = {{ arch = \"{arch}\" }}\n\
+         data = {{ image_size = [{h}, {w}] }}\ntrain = {{ batch_size = {batch}, device = \"{device}\" }}\n"
+    );
+    let setup = |message: String| TrainError::Setup {
+        stage: "bench".into(),
+        message,
+    };
+    let spec = parse_config(
+        "bench",
+        &text,
+        std::path::Path::new("."),
+        "bench",
+        &KnownRuns::default(),
+    )
+    .map_err(|errs| {
+        setup(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let stage = &spec.stage[0];
+    let device = select_device(device).map_err(setup)?;
+    let data = Split {
+        train: random_dataset(batch, h, w, 3),
+        test: random_dataset(1, h, w, 3),
+    };
+    let mut trainer: Box<dyn StageTrainer> = if kind == "gan" {
+        Box::new(GanTrainer::new(stage, data, device)?)
+    } else {
+        Box::new(ClassifierTrainer::new(stage, data, device)?)
+    };
+    let indices = Tensor::arange(batch as i64, (Kind::Int64, device));
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    trainer.train_step(&indices)?;
+    sync();
+    let mut times: Vec<f64> = Vec::with_capacity(steps);
+    for _ in 0..steps.max(1) {
+        let start = Instant::now();
+        trainer.train_step(&indices)?;
+        sync();
+        times.push(start.elapsed().as_secs_f64());
+    }
+    trainer.check_finite(0)?;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    Ok(BenchResult {
+        arch: arch.to_string(),
+        size: [h, w],
+        batch,
+        steps: times.len(),
+        device: device_name(device),
+        threads: tch::get_num_threads(),
+        median_seconds: median,
+        min_seconds: times[0],
+        images_per_second: batch as f64 / median,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_real_training_steps() {
+        let r = bench("small-cnn", 32, 16, 4, 2, DeviceChoice::Cpu).unwrap();
+        assert_eq!((r.batch, r.steps, r.device.as_str()), (4, 2, "cpu"));
+        assert!(r.min_seconds > 0.0 && r.min_seconds <= r.median_seconds);
+        assert!((r.images_per_second - 4.0 / r.median_seconds).abs() < 1e-9);
+        let gan = bench("acgan", 32, 16, 2, 1, DeviceChoice::Cpu).unwrap();
+        assert_eq!(gan.steps, 1);
+    }
+
+    #[test]
+    fn unknown_arch_lists_every_model() {
+        let err = bench("resnet50", 32, 16, 4, 1, DeviceChoice::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown --arch 'resnet50'; expected one of: mu-acgan, acgan, multiscale"),
+            "{err}"
+        );
+    }
+}
