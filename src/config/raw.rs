@@ -43,6 +43,19 @@ pub struct RawData {
     pub per_class: Option<Spanned<i64>>,
     pub test_fraction: Option<Spanned<f64>>,
     pub split_seed: Option<Spanned<i64>>,
+    pub augment: Option<Spanned<RawAugment>>,
+}
+
+/// `[data] augment = { ... }`: the paper's traditional augmentation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAugment {
+    pub factor: Option<Spanned<i64>>,
+    pub rotation: Option<Spanned<f64>>,
+    pub translation: Option<Spanned<f64>>,
+    pub mirror: Option<Spanned<bool>>,
+    pub poisson_counts: Option<Spanned<f64>>,
+    pub seed: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

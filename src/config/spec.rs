@@ -146,6 +146,9 @@ pub struct DataSpec {
     /// Fraction of each class held out for testing.
     pub test_fraction: f64,
     pub split_seed: u64,
+    /// Augmentation of the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<crate::data::augment::AugmentSpec>,
 }
 
 impl DataSpec {

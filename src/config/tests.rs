@@ -34,7 +34,7 @@ name = "pipe"
 name = "pre"
 kind = "gan"
 model = { arch = "acgan" }
-data = { source = "phantom-chest", image_size = [32, 32] }
+data = { source = "phantom-chest", image_size = [32, 32], augment = { factor = 4, rotation = 5.0, mirror = false } }
 [[stage]]
 name = "fine"
 kind = "gan"

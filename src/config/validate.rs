@@ -3,6 +3,7 @@
 use super::error::{ConfigError, Source};
 use super::raw::{RawData, RawFile, RawModel, RawStage, RawTrain};
 use super::spec::*;
+use crate::data::augment::AugmentSpec;
 use crate::nn::attention::CaActivation;
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -478,6 +479,37 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
             errs.at(c.span(), "classes must list at least two distinct names");
         }
     }
+    let split_seed = int_in(&raw.split_seed, "split_seed", 0, 0, i64::MAX, errs) as u64;
+    let augment = raw.augment.map(|a| {
+        let a = a.into_inner();
+        AugmentSpec {
+            factor: int_in(&a.factor, "augment.factor", 15, 1, 1000, errs),
+            rotation: float_in(&a.rotation, "augment.rotation", 10.0, (0.0, 180.0), errs),
+            translation: float_in(
+                &a.translation,
+                "augment.translation",
+                10.0,
+                (0.0, 4096.0),
+                errs,
+            ),
+            mirror: a.mirror.map_or(true, |m| *m.get_ref()),
+            poisson_counts: float_in(
+                &a.poisson_counts,
+                "augment.poisson_counts",
+                0.0,
+                (0.0, 1e9),
+                errs,
+            ),
+            seed: int_in(
+                &a.seed,
+                "augment.seed",
+                split_seed as usize,
+                0,
+                i64::MAX,
+                errs,
+            ) as u64,
+        }
+    });
     DataSpec {
         source,
         path,
@@ -485,7 +517,8 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
         image_size,
         per_class: int_in(&raw.per_class, "per_class", 40, 2, 1_000_000, errs),
         test_fraction: float_in(&raw.test_fraction, "test_fraction", 0.2, (0.0, 0.9), errs),
-        split_seed: int_in(&raw.split_seed, "split_seed", 0, 0, i64::MAX, errs) as u64,
+        split_seed,
+        augment,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Data sets: synthetic phantoms and folders of class subfolders, split per
 //! class into train and test, as tensors.
 
+pub mod augment;
 pub mod folder;
 pub mod phantom;
 
@@ -90,10 +91,33 @@ pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
         DataSource::Folder => {
             let path = spec.path.clone().unwrap_or_default();
             let (found_classes, items) = folder::load_class_folders(&path, &spec.classes, h, w)?;
-            return Ok(split(items, found_classes, h, w, spec));
+            return Ok(augment_train(split(items, found_classes, h, w, spec), spec));
         }
     };
-    Ok(split(items, classes, h, w, spec))
+    Ok(augment_train(split(items, classes, h, w, spec), spec))
+}
+
+/// Grow the training split by `spec.augment` (originals first); the test
+/// split is never touched.
+fn augment_train(mut split: Split, spec: &DataSpec) -> Split {
+    if let Some(aug) = &spec.augment {
+        let (images, labels) = augment::expand(&split.train.images, &split.train.labels, aug);
+        let originals = split.train.names.clone();
+        split.train.names = (0..aug.factor)
+            .flat_map(|copy| {
+                originals.iter().map(move |n| {
+                    if copy == 0 {
+                        n.clone()
+                    } else {
+                        format!("{n}#aug{copy}")
+                    }
+                })
+            })
+            .collect();
+        split.train.images = images;
+        split.train.labels = labels;
+    }
+    split
 }
 
 /// Stratified split: in each class, a seeded shuffle, then the first
@@ -172,7 +196,37 @@ mod tests {
             per_class: 10,
             test_fraction: 0.2,
             split_seed: 3,
+            augment: None,
         }
+    }
+
+    #[test]
+    fn augmentation_grows_the_training_split_only() {
+        let mut with = spec();
+        with.augment = Some(augment::AugmentSpec {
+            factor: 3,
+            rotation: 5.0,
+            translation: 1.0,
+            mirror: true,
+            poisson_counts: 0.0,
+            seed: 1,
+        });
+        let plain = load(&spec()).unwrap();
+        let grown = load(&with).unwrap();
+        assert_eq!(grown.train.class_counts(), vec![24, 24, 24]);
+        assert_eq!(grown.test.class_counts(), plain.test.class_counts());
+        let same = (&grown.test.images - &plain.test.images).abs().max();
+        assert_eq!(
+            f64::try_from(same).unwrap(),
+            0.0,
+            "the test split is never augmented"
+        );
+        assert_eq!(grown.train.names.len(), 72);
+        assert!(
+            grown.train.names[30].ends_with("#aug1"),
+            "{}",
+            grown.train.names[30]
+        );
     }
 
     #[test]
