@@ -492,7 +492,7 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
                 (0.0, 4096.0),
                 errs,
             ),
-            mirror: a.mirror.map_or(true, |m| *m.get_ref()),
+            mirror: a.mirror.is_none_or(|m| *m.get_ref()),
             poisson_counts: float_in(
                 &a.poisson_counts,
                 "augment.poisson_counts",
