@@ -9,7 +9,7 @@ use crate::config::{InitFrom, RunSpec, StageKind, StageSpec};
 use crate::store::{self, CheckpointDir, Event, EventRecord, RunDir, RunState};
 use crate::train::{
     self, Recorder, StageContext, StageOutcome, TrainError, checkpoint,
-    classifier::ClassifierTrainer, gan::GanTrainer,
+    classifier::ClassifierTrainer, gan::GanTrainer, generate,
 };
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -167,7 +167,7 @@ fn execute_stages(
             resume: resume.take(),
             init,
         };
-        match run_one_stage(&mut ctx)? {
+        match run_one_stage(&mut ctx, spec)? {
             StageOutcome::Finished { .. } => {
                 status = run.status()?;
                 status.completed_stages.push(stage.name.clone());
@@ -184,8 +184,62 @@ fn execute_stages(
     Ok(WorkerOutcome::Done)
 }
 
-fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainError> {
-    let data = crate::data::load(&ctx.spec.data)?;
+fn run_one_stage(
+    ctx: &mut StageContext<'_, '_>,
+    run_spec: &RunSpec,
+) -> Result<StageOutcome, TrainError> {
+    if ctx.spec.kind == StageKind::Generate {
+        let Some(InitFrom::Run(name)) = ctx.spec.init_from.clone() else {
+            return Err(
+                ctx.torch_err("a generate stage needs init_from = \"run:<GAN stage or run>\"")
+            );
+        };
+        let (gan_run, gan) = resolve_stage(ctx.run, run_spec, &name, &ctx.spec.name)?;
+        if gan.kind != StageKind::Gan {
+            return Err(ctx.torch_err(format!(
+                "init_from run:{name} is a {} stage, not a GAN",
+                gan.kind
+            )));
+        }
+        let weights = gan_run
+            .checkpoints()
+            .stage_final(&gan.name)
+            .ok_or_else(|| {
+                ctx.torch_err(format!("GAN stage '{}' has no final checkpoint", gan.name))
+            })?
+            .join(CheckpointDir::WEIGHTS);
+        return generate::run_generate(ctx, &gan, &weights);
+    }
+    let mut data = crate::data::load_split(&ctx.spec.data)?;
+    if let Some(source) = &ctx.spec.data.gan_samples {
+        let name = source.strip_prefix("run:").unwrap_or(source);
+        let (src_run, src) = resolve_stage(ctx.run, run_spec, name, &ctx.spec.name)?;
+        if src.kind != StageKind::Generate {
+            return Err(ctx.torch_err(format!(
+                "gan_samples run:{name} is a {} stage, not a generate stage",
+                src.kind
+            )));
+        }
+        let folder = generate::generated_dir(&src_run, &src.name);
+        let [h, w] = ctx.spec.data.image_size;
+        let added = crate::data::add_to_train(&mut data, &folder, h, w)?;
+        let parts: Vec<String> = data
+            .train
+            .classes
+            .iter()
+            .zip(&added)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        ctx.recorder.emit(Event::Log {
+            level: "info".into(),
+            message: format!(
+                "added generated images to the training split ({}) from {}",
+                parts.join(", "),
+                folder.display()
+            ),
+        })?;
+    }
+    let data = crate::data::augment_train(data, &ctx.spec.data);
     let init = match &ctx.init {
         Some(path) => Some((
             path.clone(),
@@ -221,6 +275,7 @@ fn run_one_stage(ctx: &mut StageContext<'_, '_>) -> Result<StageOutcome, TrainEr
             }
             train::run_stage(ctx, &mut trainer)
         }
+        StageKind::Generate => unreachable!("handled above"),
         StageKind::Classifier => {
             let mut trainer = ClassifierTrainer::new(ctx.spec, data, ctx.device)?;
             if init.is_none() && ctx.resume.is_none() {
@@ -279,6 +334,37 @@ fn panic_to_error(spec: &RunSpec, stage: &str, payload: &(dyn std::any::Any + Se
             message: format!("libtorch error: {detail}"),
         },
     }
+}
+
+/// A stage named `name`: of this run's pipeline, or the last stage of the
+/// newest finished run called `name`; with the run directory holding it.
+fn resolve_stage(
+    run: &RunDir,
+    spec: &RunSpec,
+    name: &str,
+    asking: &str,
+) -> Result<(RunDir, StageSpec), TrainError> {
+    if let Some(s) = spec.stage.iter().find(|s| s.name == name) {
+        return Ok((run.clone(), s.clone()));
+    }
+    let runs_root = run.root().parent().unwrap_or(run.root());
+    let other = store::latest_done_run(runs_root, name).ok_or_else(|| TrainError::Setup {
+        stage: asking.to_string(),
+        message: format!(
+            "run:{name}: no stage of this pipeline and no finished run named '{name}' under {}",
+            runs_root.display()
+        ),
+    })?;
+    let other_spec = other.spec()?;
+    let last = other_spec
+        .execution_order()
+        .last()
+        .map(|&i| other_spec.stage[i].clone())
+        .ok_or_else(|| TrainError::Setup {
+            stage: asking.to_string(),
+            message: format!("{}: run has no stages", other.root().display()),
+        })?;
+    Ok((other, last))
 }
 
 /// The weights file `init_from` points at.

@@ -136,3 +136,63 @@ fn images_too_small_for_a_backbone_fail_with_the_size_to_use() {
         stderr(&out)
     );
 }
+
+/// The paper's GAN-balanced training set with augmentation (its set 5):
+/// GAN, generate stage balancing the classes, classifier on the balanced,
+/// augmented training split.
+const BALANCED: &str = r#"
+name = "balanced"
+
+[[stage]]
+name = "gan"
+kind = "gan"
+data = { source = "phantom-bone", image_size = [32, 16], class_counts = [12, 8, 4], test_fraction = 0.25 }
+model = { arch = "acgan", latent_dim = 8, base_channels = 4 }
+train = { epochs = 1, batch_size = 4, device = "cpu" }
+
+[[stage]]
+name = "gen"
+kind = "generate"
+init_from = "run:gan"
+train = { device = "cpu" }
+
+[[stage]]
+name = "cls"
+kind = "classifier"
+data = { source = "phantom-bone", image_size = [32, 16], class_counts = [12, 8, 4], test_fraction = 0.25, gan_samples = "run:gen", augment = { factor = 2 } }
+model = { arch = "small-cnn", base_channels = 4 }
+train = { epochs = 1, batch_size = 6, device = "cpu" }
+"#;
+
+#[test]
+fn generate_stage_balances_the_classifier_training_split() {
+    let dir = scratch("balanced");
+    write(&dir, "balanced.toml", BALANCED);
+    let out = run_in(&dir, &["run", "balanced.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run(&dir);
+    // Training split 9 / 6 / 3: the GAN draws 0 / 3 / 6.
+    let manifest =
+        std::fs::read_to_string(run.root().join("generated/gen/manifest.csv")).expect("manifest");
+    assert_eq!(manifest.lines().count(), 1 + 9, "{manifest}");
+    let png = image::open(run.root().join("generated/gen/benign/benign-gen-00006.png"))
+        .expect("16-bit PNG");
+    assert_eq!((png.width(), png.height()), (16, 32));
+    assert!(matches!(png, image::DynamicImage::ImageLuma16(_)));
+    assert!(!run.root().join("generated/gen/healthy").exists());
+    // The classifier trains on 9 + 9 + 9, doubled by augmentation; the test
+    // split (3 / 2 / 1) is untouched.
+    let started = events(&run)
+        .into_iter()
+        .find_map(|r| match r.event {
+            Event::StageStarted {
+                stage,
+                train_images,
+                test_images,
+                ..
+            } if stage == "cls" => Some((train_images, test_images)),
+            _ => None,
+        })
+        .expect("classifier started");
+    assert_eq!(started, (54, 6));
+}

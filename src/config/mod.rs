@@ -28,15 +28,23 @@ impl RunSpec {
     /// Runs (outside this file) that must finish before this one starts.
     pub fn external_deps(&self) -> Vec<String> {
         let local: Vec<&str> = self.stage.iter().map(|s| s.name.as_str()).collect();
-        let mut deps: Vec<String> = self
-            .after
-            .iter()
-            .chain(self.stage.iter().flat_map(|s| s.after.iter()))
-            .filter(|d| !local.contains(&d.as_str()))
-            .cloned()
-            .collect();
+        let mut deps: Vec<String> = Vec::new();
+        let mut add = |d: &str| {
+            if !local.contains(&d) && !deps.iter().any(|x| x == d) {
+                deps.push(d.to_string());
+            }
+        };
+        self.after.iter().for_each(|d| add(d));
+        for s in &self.stage {
+            s.after.iter().for_each(|d| add(d));
+            if let Some(InitFrom::Run(name)) = &s.init_from {
+                add(name);
+            }
+            if let Some(g) = &s.data.gan_samples {
+                add(g.strip_prefix("run:").unwrap_or(g));
+            }
+        }
         deps.sort();
-        deps.dedup();
         deps
     }
 
@@ -61,12 +69,21 @@ impl RunSpec {
                     Some(InitFrom::Run(name)) => Some(name),
                     _ => None,
                 };
-                let ready = stage.after.iter().chain(init_dep).all(|dep| {
-                    match self.stage.iter().position(|s| &s.name == dep) {
+                let samples_dep = stage
+                    .data
+                    .gan_samples
+                    .as_ref()
+                    .and_then(|g| g.strip_prefix("run:"));
+                let ready = stage
+                    .after
+                    .iter()
+                    .chain(init_dep)
+                    .map(String::as_str)
+                    .chain(samples_dep)
+                    .all(|dep| match self.stage.iter().position(|s| s.name == dep) {
                         Some(j) => done.contains(&j),
                         None => true,
-                    }
-                });
+                    });
                 if ready {
                     done.push(i);
                 }

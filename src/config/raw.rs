@@ -44,6 +44,8 @@ pub struct RawData {
     pub test_fraction: Option<Spanned<f64>>,
     pub split_seed: Option<Spanned<i64>>,
     pub augment: Option<Spanned<RawAugment>>,
+    pub gan_samples: Option<Spanned<String>>,
+    pub class_counts: Option<Spanned<Vec<i64>>>,
 }
 
 /// `[data] augment = { ... }`: the paper's traditional augmentation.
@@ -87,4 +89,5 @@ pub struct RawTrain {
     pub freeze_backbone_epochs: Option<Spanned<i64>>,
     pub ssim_every: Option<Spanned<i64>>,
     pub ssim_samples: Option<Spanned<i64>>,
+    pub generate_per_class: Option<Spanned<i64>>,
 }

@@ -78,6 +78,7 @@ choice_enum!(
     StageKind, "stage kind" {
         Gan => "gan",
         Classifier => "classifier",
+        Generate => "generate",
     }
 );
 
@@ -143,12 +144,20 @@ pub struct DataSpec {
     pub image_size: [usize; 2],
     /// Phantom images per class.
     pub per_class: usize,
+    /// Phantom images of each class, in class order (overrides `per_class`;
+    /// imbalanced sets like the paper's 162:126:58).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_counts: Vec<usize>,
     /// Fraction of each class held out for testing.
     pub test_fraction: f64,
     pub split_seed: u64,
     /// Augmentation of the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<crate::data::augment::AugmentSpec>,
+    /// Add the images a generate stage drew (`run:<stage or run>`) to the
+    /// training split: the paper's GAN-balanced training sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gan_samples: Option<String>,
 }
 
 impl DataSpec {
@@ -239,6 +248,10 @@ pub struct TrainSpec {
     /// GANs: generated images per class for that score.
     #[serde(default)]
     pub ssim_samples: usize,
+    /// Generate stages: images to draw per class; 0 balances every class up
+    /// to the largest class of the GAN's training split.
+    #[serde(default)]
+    pub generate_per_class: usize,
 }
 
 /// Where a stage's weights start from.

@@ -342,7 +342,30 @@ fn build_stage(
             InitFrom::Path(p) => InitFrom::Path(ctx.base_dir.join(p)),
         }
     });
+    if kind == StageKind::Generate && raw.init_from.is_none() {
+        errs.at(
+            raw.kind.span(),
+            "a generate stage needs init_from = \"run:<GAN stage or run>\" naming the GAN to draw from",
+        );
+    }
     let data_raw = raw.data.map(Spanned::into_inner).unwrap_or_default();
+    if let Some(g) = &data_raw.gan_samples {
+        match g.get_ref().strip_prefix("run:") {
+            Some(name) => check_after_target(
+                &Spanned::new(g.span(), name.to_string()),
+                stage_names,
+                ctx.known,
+                errs,
+            ),
+            None => errs.at(
+                g.span(),
+                format!(
+                    "gan_samples '{}' must name a generate stage or run as \"run:<name>\"",
+                    g.get_ref()
+                ),
+            ),
+        }
+    }
     let model_raw = raw.model.map(Spanned::into_inner).unwrap_or_default();
     let train_raw = raw.train.map(Spanned::into_inner).unwrap_or_default();
     StageSpec {
@@ -480,6 +503,29 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
         }
     }
     let split_seed = int_in(&raw.split_seed, "split_seed", 0, 0, i64::MAX, errs) as u64;
+    let class_counts = match &raw.class_counts {
+        None => Vec::new(),
+        Some(c) => {
+            let want = match source {
+                DataSource::PhantomBone => 3,
+                DataSource::PhantomChest => 4,
+                DataSource::Folder => 0,
+            };
+            let ok = c.get_ref().iter().all(|&n| (2..=1_000_000).contains(&n));
+            if want == 0 || c.get_ref().len() != want || !ok {
+                errs.at(
+                    c.span(),
+                    format!(
+                        "class_counts {:?} does not fit; expected {want} counts from 2 to 1000000, one per phantom class (folders count their own images)",
+                        c.get_ref()
+                    ),
+                );
+                Vec::new()
+            } else {
+                c.get_ref().iter().map(|&n| n as usize).collect()
+            }
+        }
+    };
     let augment = raw.augment.map(|a| {
         let a = a.into_inner();
         AugmentSpec {
@@ -519,6 +565,8 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
         test_fraction: float_in(&raw.test_fraction, "test_fraction", 0.2, (0.0, 0.9), errs),
         split_seed,
         augment,
+        gan_samples: raw.gan_samples.as_ref().map(|g| g.get_ref().clone()),
+        class_counts,
     }
 }
 
@@ -529,9 +577,9 @@ fn build_model(
     errs: &mut Errors<'_>,
 ) -> ModelSpec {
     let arch = match (&raw.arch, kind) {
-        (None, StageKind::Gan) => GanArch::MuAcgan.to_string(),
+        (None, StageKind::Gan | StageKind::Generate) => GanArch::MuAcgan.to_string(),
         (None, StageKind::Classifier) => ClassifierArch::Multiscale.to_string(),
-        (Some(a), StageKind::Gan) => {
+        (Some(a), StageKind::Gan | StageKind::Generate) => {
             choice::<GanArch>(a, errs);
             a.get_ref().clone()
         }
@@ -570,7 +618,7 @@ fn build_model(
 
 fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSpec {
     let (batch, lr, betas) = match kind {
-        StageKind::Gan => (2, 2e-4, [0.5, 0.999]),
+        StageKind::Gan | StageKind::Generate => (2, 2e-4, [0.5, 0.999]),
         StageKind::Classifier => (4, 1e-4, [0.9, 0.999]),
     };
     let optimizer = raw
@@ -631,6 +679,14 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
         ssim_every: int_in(&raw.ssim_every, "ssim_every", 10, 0, 1_000_000, errs),
         ssim_samples: int_in(&raw.ssim_samples, "ssim_samples", 16, 1, 10_000, errs),
+        generate_per_class: int_in(
+            &raw.generate_per_class,
+            "generate_per_class",
+            0,
+            0,
+            1_000_000,
+            errs,
+        ),
         freeze_backbone_epochs: int_in(
             &raw.freeze_backbone_epochs,
             "freeze_backbone_epochs",

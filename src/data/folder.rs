@@ -16,6 +16,19 @@ pub fn load_class_folders(
     h: usize,
     w: usize,
 ) -> Result<(Vec<String>, Vec<Item>), DataError> {
+    load_class_folders_with(root, wanted, h, w, false)
+}
+
+/// [`load_class_folders`]; with `allow_empty`, a class folder that is
+/// missing or empty contributes no images instead of being an error (GAN
+/// samples: a balanced majority class gets none).
+pub fn load_class_folders_with(
+    root: &Path,
+    wanted: &[String],
+    h: usize,
+    w: usize,
+    allow_empty: bool,
+) -> Result<(Vec<String>, Vec<Item>), DataError> {
     let err = |message: String| DataError::Folder {
         path: root.to_path_buf(),
         message,
@@ -44,6 +57,9 @@ pub fn load_class_folders(
     let mut items = Vec::new();
     for (class, name) in classes.iter().enumerate() {
         let mut dir = root.join(name);
+        if !dir.is_dir() && allow_empty {
+            continue;
+        }
         if !dir.is_dir() {
             return Err(err(format!(
                 "no folder for class '{name}'; found: {}",
@@ -54,7 +70,7 @@ pub fn load_class_folders(
             dir = dir.join("images");
         }
         let files = image_files(&dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        if files.is_empty() {
+        if files.is_empty() && !allow_empty {
             return Err(err(format!(
                 "class folder '{}' holds no PNG or JPEG images",
                 dir.display()

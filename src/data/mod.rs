@@ -65,15 +65,26 @@ pub struct Item {
     pub name: String,
 }
 
-/// Load the data a stage's `[data]` section describes and split it.
+/// Load the data a stage's `[data]` section describes, split it, and
+/// augment the training split as configured.
 pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
+    Ok(augment_train(load_split(spec)?, spec))
+}
+
+/// [`load`] without the augmentation (to add GAN samples first).
+pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
     let [h, w] = spec.image_size;
     let classes = spec.class_names();
     let items: Vec<Item> = match spec.source {
         DataSource::PhantomBone | DataSource::PhantomChest => {
             let mut items = Vec::new();
             for (class, class_name) in classes.iter().enumerate() {
-                for i in 0..spec.per_class as u64 {
+                let count = spec
+                    .class_counts
+                    .get(class)
+                    .copied()
+                    .unwrap_or(spec.per_class);
+                for i in 0..count as u64 {
                     let canvas = if spec.source == DataSource::PhantomBone {
                         phantom::bone_scan(h, w, class % 3, spec.split_seed, i)
                     } else {
@@ -91,15 +102,39 @@ pub fn load(spec: &DataSpec) -> Result<Split, DataError> {
         DataSource::Folder => {
             let path = spec.path.clone().unwrap_or_default();
             let (found_classes, items) = folder::load_class_folders(&path, &spec.classes, h, w)?;
-            return Ok(augment_train(split(items, found_classes, h, w, spec), spec));
+            return Ok(split(items, found_classes, h, w, spec));
         }
     };
-    Ok(augment_train(split(items, classes, h, w, spec), spec))
+    Ok(split(items, classes, h, w, spec))
+}
+
+/// Append the images under `folder` (class subfolders named like the
+/// split's classes; missing or empty ones allowed) to the training split,
+/// resized to `h` x `w`. Returns how many were added per class.
+pub fn add_to_train(
+    split: &mut Split,
+    folder: &std::path::Path,
+    h: usize,
+    w: usize,
+) -> Result<Vec<usize>, DataError> {
+    let classes = split.train.classes.clone();
+    let (_, items) = folder::load_class_folders_with(folder, &classes, h, w, true)?;
+    let mut added = vec![0; classes.len()];
+    for item in &items {
+        added[item.class] += 1;
+    }
+    let all: Vec<usize> = (0..items.len()).collect();
+    let extra = to_dataset(&items, &all, &classes, h, w);
+    let train = &mut split.train;
+    train.images = Tensor::cat(&[&train.images, &extra.images], 0);
+    train.labels = Tensor::cat(&[&train.labels, &extra.labels], 0);
+    train.names.extend(extra.names);
+    Ok(added)
 }
 
 /// Grow the training split by `spec.augment` (originals first); the test
 /// split is never touched.
-fn augment_train(mut split: Split, spec: &DataSpec) -> Split {
+pub fn augment_train(mut split: Split, spec: &DataSpec) -> Split {
     if let Some(aug) = &spec.augment {
         let (images, labels) = augment::expand(&split.train.images, &split.train.labels, aug);
         let originals = split.train.names.clone();
@@ -197,6 +232,8 @@ mod tests {
             test_fraction: 0.2,
             split_seed: 3,
             augment: None,
+            gan_samples: None,
+            class_counts: vec![],
         }
     }
 

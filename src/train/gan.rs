@@ -181,6 +181,11 @@ impl GanTrainer {
             .collect()
     }
 
+    /// Load a trained generator (`g.*`, every tensor, shapes equal).
+    pub fn load_generator(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+        checkpoint::load_var_store(&self.g_vs, "g.", tensors, true).map(|_| ())
+    }
+
     pub fn generator(&self) -> &dyn Generator {
         self.generator.as_ref()
     }

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod evaluate;
 pub mod gan;
+pub mod generate;
 pub mod metrics;
 pub mod optim;
 pub mod samples;
