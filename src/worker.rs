@@ -381,33 +381,18 @@ fn resolve_init(
         return Ok(None);
     };
     let dir = match init {
-        InitFrom::Run(name) if spec.stage.iter().any(|s| &s.name == name) => {
-            run.checkpoints().stage_final(name).ok_or_else(|| {
-                err(format!(
-                    "init_from run:{name}: that stage has no final checkpoint yet"
-                ))
-            })?
-        }
         InitFrom::Run(name) => {
-            let runs_root = run.root().parent().unwrap_or(run.root());
-            let other = store::latest_done_run(runs_root, name).ok_or_else(|| {
-                err(format!(
-                    "init_from run:{name}: no finished run named '{name}' under {}; run it first or give a checkpoint path",
-                    runs_root.display()
-                ))
-            })?;
-            let other_spec = other.spec()?;
-            let last = other_spec
-                .execution_order()
-                .last()
-                .map(|&i| other_spec.stage[i].name.clone())
-                .unwrap_or_default();
-            other.checkpoints().stage_final(&last).ok_or_else(|| {
-                err(format!(
-                    "init_from run:{name}: {} has no final checkpoint",
-                    other.root().display()
-                ))
-            })?
+            let (source_run, source) = resolve_stage(run, spec, name, &stage.name)?;
+            source_run
+                .checkpoints()
+                .stage_final(&source.name)
+                .ok_or_else(|| {
+                    err(format!(
+                        "init_from run:{name}: stage '{}' of {} has no final checkpoint yet",
+                        source.name,
+                        source_run.root().display()
+                    ))
+                })?
         }
         InitFrom::Path(path) if path.is_dir() => path.clone(),
         InitFrom::Path(path) if path.is_file() => return Ok(Some(path.clone())),

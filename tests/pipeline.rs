@@ -196,3 +196,49 @@ fn generate_stage_balances_the_classifier_training_split() {
         .expect("classifier started");
     assert_eq!(started, (54, 6));
 }
+
+#[test]
+fn init_from_another_finished_run_by_name() {
+    let dir = scratch("init_from_run");
+    let gan = |name: &str, extra: &str| {
+        format!(
+            "name = \"{name}\"\nkind = \"gan\"\n{extra}\ndata = {{ image_size = [32, 16], per_class = 4 }}\n\
+             model = {{ arch = \"acgan\", latent_dim = 8, base_channels = 4 }}\n\
+             train = {{ epochs = 1, batch_size = 4, device = \"cpu\" }}\n"
+        )
+    };
+    write(&dir, "pre.toml", &gan("pre", ""));
+    write(
+        &dir,
+        "fine.toml",
+        &gan("fine", "init_from = \"run:pre\"\nafter = [\"pre\"]"),
+    );
+    // Before `pre` has run there is nothing to start from.
+    let out = run_in(&dir, &["run", "fine.toml"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no finished run named 'pre'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(run_in(&dir, &["run", "pre.toml"]).status.success());
+    let out = run_in(&dir, &["run", "fine.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fine = scintigan::store::list_runs(&dir.join("runs"))
+        .into_iter()
+        .filter(|r| {
+            r.status()
+                .is_ok_and(|s| s.name == "fine" && s.state == RunState::Done)
+        })
+        .next_back()
+        .expect("a finished fine run");
+    let init = events(&fine).into_iter().find_map(|r| match r.event {
+        Event::Log { message, .. } if message.starts_with("initialised from") => Some(message),
+        _ => None,
+    });
+    let init = init.expect("initialised-from log");
+    assert!(
+        init.contains("/pre-") && init.contains("checkpoints/pre-e0001"),
+        "{init}"
+    );
+}

@@ -1,0 +1,66 @@
+"""PyTorch eager yardstick for `scintigan bench --arch multiscale`.
+
+    .venv/bin/python benches/pytorch_multiscale.py [--threads 2] [--steps 3]
+
+The same training step as ours: DenseNet121 + VGG16 + ResNeXt50 features,
+globally average-pooled and concatenated (3584), one linear layer to 3
+classes; grayscale 256x128 input repeated to 3 channels and ImageNet-
+normalised; batch 4; cross-entropy; RAdam (betas 0.9, 0.999); random data;
+median of the timed steps after one warm-up. Compare with
+`scintigan bench --arch multiscale --size 256x128 --batch 4 --steps 3 --device cpu`.
+"""
+import argparse
+import statistics
+import time
+
+import torch
+import torchvision
+
+
+class MultiScale(torch.nn.Module):
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.densenet = torchvision.models.densenet121(weights=None).features
+        self.vgg = torchvision.models.vgg16(weights=None).features
+        r = torchvision.models.resnext50_32x4d(weights=None)
+        self.resnext = torch.nn.Sequential(*list(r.children())[:-2])
+        self.fc = torch.nn.Linear(1024 + 512 + 2048, classes)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        x = (x.repeat(1, 3, 1, 1) - self.mean) / self.std
+        pool = lambda t: torch.nn.functional.adaptive_avg_pool2d(t, 1).flatten(1)
+        d = pool(torch.relu(self.densenet(x)))
+        return self.fc(torch.cat([d, pool(self.vgg(x)), pool(self.resnext(x))], 1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = MultiScale(3).train()
+    opt = torch.optim.RAdam(model.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    x = torch.rand(4, 1, 256, 128)
+    y = torch.tensor([0, 1, 2, 0])
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"pytorch {torch.__version__} multiscale: {params} parameters, median {statistics.median(times):.4f} s, "
+          f"min {min(times):.4f} s per step, {4 / statistics.median(times):.1f} images/s ({args.threads} threads)")
+
+
+if __name__ == "__main__":
+    main()
