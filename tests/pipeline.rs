@@ -226,11 +226,10 @@ fn init_from_another_finished_run_by_name() {
     assert!(out.status.success(), "{}", stderr(&out));
     let fine = scintigan::store::list_runs(&dir.join("runs"))
         .into_iter()
-        .filter(|r| {
+        .rfind(|r| {
             r.status()
                 .is_ok_and(|s| s.name == "fine" && s.state == RunState::Done)
         })
-        .next_back()
         .expect("a finished fine run");
     let init = events(&fine).into_iter().find_map(|r| match r.event {
         Event::Log { message, .. } if message.starts_with("initialised from") => Some(message),
