@@ -1,7 +1,7 @@
 //! Containers: zip and legacy (see the module doc of [`super`]).
 
 use super::machine::{Machine, Node};
-use super::tensors::{StorageCache, build_tensor, select_state_dict};
+use super::tensors::state_dict_tensors;
 use std::collections::HashMap;
 use std::io::{Read, Seek};
 use tch::{Kind, Tensor};
@@ -55,25 +55,14 @@ pub(super) fn read_zip<R: Read + Seek>(
 
     let pickle = read_entry(&mut zip, &pkl_name, None, file_len)?;
     let (vm, root) = Machine::run(&pickle, 0).map_err(|e| format!("zip entry {pkl_name}: {e}"))?;
-    let entries = select_state_dict(&vm, root)?;
-    let mut storages = StorageCache::default();
-    entries
-        .into_iter()
-        .map(|(name, spec)| {
-            let storage = storages.get(&spec.storage, spec.kind, |key, nbytes| {
-                read_entry(
-                    &mut zip,
-                    &format!("{prefix}data/{key}"),
-                    Some(nbytes),
-                    file_len,
-                )
-            });
-            let tensor = storage.and_then(|s| build_tensor(&s, &spec));
-            tensor
-                .map(|t| (name.clone(), t))
-                .map_err(|e| format!("tensor '{name}': {e}"))
-        })
-        .collect()
+    state_dict_tensors(&vm, root, |key, nbytes| {
+        read_entry(
+            &mut zip,
+            &format!("{prefix}data/{key}"),
+            Some(nbytes),
+            file_len,
+        )
+    })
 }
 
 /// The bytes of zip entry `name`, its CRC-32 checked; with `want`, an error
@@ -174,27 +163,16 @@ pub(super) fn read_legacy(data: &[u8]) -> Result<Vec<(String, Tensor)>, String> 
         pos = end;
     }
 
-    let entries = select_state_dict(&vm, root)?;
-    let mut storages = StorageCache::default();
-    entries
-        .into_iter()
-        .map(|(name, spec)| {
-            let storage = storages.get(&spec.storage, spec.kind, |key, nbytes| {
-                let range = ranges
-                    .get(key)
-                    .ok_or_else(|| format!("storage '{key}' is not in the file's storage list"))?;
-                data.get(range.clone())
-                    .filter(|b| b.len() as u64 >= nbytes)
-                    .and_then(|b| b.get(..usize::try_from(nbytes).ok()?))
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| format!("storage '{key}' is shorter than its {nbytes} bytes"))
-            });
-            let tensor = storage.and_then(|s| build_tensor(&s, &spec));
-            tensor
-                .map(|t| (name.clone(), t))
-                .map_err(|e| format!("tensor '{name}': {e}"))
-        })
-        .collect()
+    state_dict_tensors(&vm, root, |key, nbytes| {
+        let range = ranges
+            .get(key)
+            .ok_or_else(|| format!("storage '{key}' is not in the file's storage list"))?;
+        data.get(range.clone())
+            .filter(|b| b.len() as u64 >= nbytes)
+            .and_then(|b| b.get(..usize::try_from(nbytes).ok()?))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| format!("storage '{key}' is shorter than its {nbytes} bytes"))
+    })
 }
 
 /// `count` elements of `kind` in bytes, when non-negative and addressable.

@@ -150,6 +150,27 @@ pub(super) fn build_tensor(storage: &Tensor, spec: &TensorSpec) -> Result<Tensor
         .map_err(|e| format!("{}: {}", where_(), first_line(&e.to_string())))
 }
 
+/// Every tensor of the state dict under `root`, in file order, reading each
+/// storage's bytes once through `fetch(key, byte_count)`.
+pub(super) fn state_dict_tensors(
+    vm: &Machine,
+    root: Id,
+    mut fetch: impl FnMut(&str, u64) -> Result<Vec<u8>, String>,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let entries = select_state_dict(vm, root)?;
+    let mut storages = StorageCache::default();
+    entries
+        .into_iter()
+        .map(|(name, spec)| {
+            storages
+                .get(&spec.storage, spec.kind, &mut fetch)
+                .and_then(|s| build_tensor(&s, &spec))
+                .map(|t| (name.clone(), t))
+                .map_err(|e| format!("tensor '{name}': {e}"))
+        })
+        .collect()
+}
+
 /// The `(key, tensor)` entries of the state dict in `root`.
 pub(super) fn select_state_dict(
     vm: &Machine,
