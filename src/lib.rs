@@ -5,6 +5,7 @@
 //! run's stages, in this process).
 
 pub mod config;
+pub mod daemon;
 pub mod data;
 pub mod nn;
 pub mod rng;

@@ -1,6 +1,7 @@
 //! `scintigan`: command-line parsing and dispatch, nothing else.
 
 mod progress;
+mod queue_cli;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -10,7 +11,6 @@ use scintigan::worker::{self, WorkerOutcome};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +22,14 @@ struct Cli {
     /// The runs directory (the tool's database).
     #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
     runs_dir: PathBuf,
+    /// The watched folder of run configs (top-level *.toml) the daemon queues.
+    #[arg(
+        long,
+        global = true,
+        default_value = "configs",
+        env = "SCINTIGAN_CONFIGS"
+    )]
+    configs_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -115,6 +123,8 @@ enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    #[command(flatten)]
+    Queue(queue_cli::QueueCommand),
 }
 
 #[derive(Subcommand)]
@@ -199,6 +209,7 @@ fn main() -> ExitCode {
                     json,
                 },
         } => model_summary(arch, size, *classes, *json),
+        Command::Queue(q) => queue_cli::dispatch(q, &cli.runs_dir, &cli.configs_dir),
     };
     match result {
         Ok(code) => code,
@@ -280,15 +291,16 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
     // into a failed run with a one-line reason. Keep the full text (a C++
     // backtrace) in worker.log instead of the terminal.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
-    let stop = Arc::new(AtomicBool::new(false));
+    let control = worker::Control::default();
+    let stop = &control.stop;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(stop))?;
+        signal_hook::flag::register(signal, Arc::clone(stop))?;
     }
     eprintln!("run {} in {}", run.id(), run.root().display());
     let mut bar = progress::Progress::new(show_progress);
-    let outcome = worker::execute(&run, &stop, |rec| bar.observe(rec));
+    let outcome = worker::execute(&run, &control, |rec| bar.observe(rec));
     bar.finish();
     match outcome {
         Ok(WorkerOutcome::Done) => {

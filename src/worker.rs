@@ -6,13 +6,30 @@
 //! ever recorded twice, and continues.
 
 use crate::config::{InitFrom, RunSpec, StageKind, StageSpec};
-use crate::store::{self, CheckpointDir, Event, EventRecord, RunDir, RunState};
+use crate::store::{self, CheckpointDir, ControlRequest, Event, EventRecord, RunDir, RunState};
 use crate::train::{
     self, Recorder, StageContext, StageOutcome, TrainError, checkpoint,
     classifier::ClassifierTrainer, gan::GanTrainer, generate,
 };
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What a worker is asked to do, set by signals and by the daemon's
+/// `control.json`, read by the step loop at step boundaries.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Checkpoint and stop (Ctrl-C, SIGTERM, cancel, pause with release).
+    pub stop: Arc<AtomicBool>,
+    /// Hold at the next step boundary.
+    pub pause: Arc<AtomicBool>,
+}
+
+/// How often the worker looks at `control.json`.
+const CONTROL_POLL: Duration = Duration::from_millis(100);
+/// How often the worker refreshes its heartbeat in `status.json`.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 /// How a worker ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +46,7 @@ pub enum WorkerOutcome {
 /// event as it is recorded; `stop` is polled at step boundaries.
 pub fn execute(
     run: &RunDir,
-    stop: &AtomicBool,
+    control: &Control,
     observer: impl FnMut(&EventRecord),
 ) -> Result<WorkerOutcome, TrainError> {
     let spec = run.spec()?;
@@ -38,23 +55,43 @@ pub fn execute(
         return Ok(WorkerOutcome::Done);
     }
     let mut recorder = Recorder::new(run, observer)?;
+    let finished = AtomicBool::new(false);
     // libtorch reports errors (CUDA out of memory among them) as panics
     // through tch: turn one into a failed run with its reason, not a crash
     // that leaves status.json saying "running".
-    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        execute_stages(run, &spec, stop, &mut recorder)
-    }));
+    let attempt = std::thread::scope(|scope| {
+        scope.spawn(|| follow_control(run, control, &finished));
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            execute_stages(run, &spec, control, &mut recorder)
+        }));
+        finished.store(true, Ordering::SeqCst);
+        attempt
+    });
     let result = attempt.unwrap_or_else(|payload| {
         let stage = run.status().ok().and_then(|s| s.stage).unwrap_or_default();
         Err(panic_to_error(&spec, &stage, payload.as_ref()))
     });
     let (state, reason) = match &result {
         Ok(WorkerOutcome::Done) => (RunState::Done, None),
+        Ok(WorkerOutcome::Stopped { stage, step })
+            if ControlRequest::read(&run.control_path()).release =>
+        {
+            (
+                RunState::Paused,
+                Some(format!(
+                    "paused at step {step} of stage '{stage}' with the device released (checkpoint written)"
+                )),
+            )
+        }
         Ok(WorkerOutcome::Stopped { stage, step }) => (
             RunState::Cancelled,
             Some(format!(
-                "stopped on request at step {step} of stage '{stage}' (checkpoint written); resume with: scintigan run --resume {}",
-                run.root().display()
+                "stopped on request at step {step} of stage '{stage}' (checkpoint written); continue with: {}",
+                if std::env::var_os(crate::daemon::UNDER_DAEMON).is_some() {
+                    format!("scintigan retry {}", run.id())
+                } else {
+                    format!("scintigan run --resume {}", run.root().display())
+                }
             )),
         ),
         Err(e) => (RunState::Failed, Some(e.to_string())),
@@ -73,10 +110,36 @@ pub fn execute(
     result
 }
 
+/// Until `finished`: mirror `control.json` into `control` and keep the
+/// heartbeat in `status.json` fresh.
+fn follow_control(run: &RunDir, control: &Control, finished: &AtomicBool) {
+    let path = run.control_path();
+    let mut seen: Option<SystemTime> = None;
+    let mut beat = Instant::now();
+    while !finished.load(Ordering::SeqCst) {
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified != seen {
+            seen = modified;
+            let req = ControlRequest::read(&path);
+            control.pause.store(req.pause, Ordering::SeqCst);
+            if req.cancel || (req.pause && req.release) {
+                control.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        if beat.elapsed() >= HEARTBEAT_EVERY {
+            beat = Instant::now();
+            if let Err(e) = store::Status::touch_heartbeat(&run.status_path()) {
+                tracing::warn!("heartbeat: {e}");
+            }
+        }
+        std::thread::sleep(CONTROL_POLL);
+    }
+}
+
 fn execute_stages(
     run: &RunDir,
     spec: &RunSpec,
-    stop: &AtomicBool,
+    control: &Control,
     recorder: &mut Recorder<'_>,
 ) -> Result<WorkerOutcome, TrainError> {
     let checkpoints = run.checkpoints();
@@ -163,7 +226,8 @@ fn execute_stages(
             spec: stage,
             device,
             recorder,
-            stop,
+            stop: &control.stop,
+            pause: &control.pause,
             resume: resume.take(),
             init,
         };

@@ -119,7 +119,18 @@ pub enum Event {
         stage: String,
         step: u64,
     },
-    /// The worker stopped: `state` is `done`, `failed` or `cancelled`.
+    /// The worker holds at a step boundary on request (`pause`).
+    Paused {
+        stage: String,
+        step: u64,
+    },
+    /// The worker goes on after a pause.
+    Continued {
+        stage: String,
+        step: u64,
+    },
+    /// The worker stopped: `state` is `done`, `failed`, `cancelled` or
+    /// `paused` (paused with the device released).
     RunFinished {
         state: String,
         reason: Option<String>,

@@ -11,12 +11,14 @@
 
 mod atomic;
 mod checkpoints;
+mod control;
 mod events;
 mod status;
 mod time;
 
 pub use atomic::{sync_dir, temp_sibling, write_atomic};
 pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
+pub use control::ControlRequest;
 pub use events::{Event, EventHistory, EventRecord, EventWriter, read_events};
 pub use status::{RunState, Status};
 pub use time::{compact_utc, unix_now};
@@ -132,6 +134,10 @@ impl RunDir {
     }
     pub fn log_path(&self) -> PathBuf {
         self.root.join("worker.log")
+    }
+    /// Requests from the daemon to the worker (pause, release, cancel).
+    pub fn control_path(&self) -> PathBuf {
+        self.root.join("control.json")
     }
 
     /// The frozen config.

@@ -49,7 +49,18 @@ pub struct Status {
     pub updated_at: f64,
     /// Why the run stopped, when it did not finish.
     pub exit_reason: Option<String>,
+    /// Unix seconds of the live worker's last sign of life (it rewrites this
+    /// file at least every few seconds while it runs).
+    #[serde(default)]
+    pub heartbeat: Option<f64>,
+    /// Times the daemon restarted a worker that died.
+    #[serde(default)]
+    pub retries: u32,
 }
+
+/// Serialises this process's writes of status files, so the worker's
+/// heartbeat thread never interleaves with its main thread.
+static WRITE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Status {
     pub fn new(name: &str) -> Self {
@@ -66,6 +77,8 @@ impl Status {
             created_at: now,
             updated_at: now,
             exit_reason: None,
+            heartbeat: None,
+            retries: 0,
         }
     }
 
@@ -78,7 +91,27 @@ impl Status {
     }
 
     pub fn write(&mut self, path: &Path) -> Result<(), super::StoreError> {
+        let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        self.write_locked(path)
+    }
+
+    /// Refresh the heartbeat of the run at `path` if this process is its
+    /// worker; read and write happen under one lock so no other change of
+    /// this process is undone.
+    pub fn touch_heartbeat(path: &Path) -> Result<(), super::StoreError> {
+        let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut status = Self::read(path)?;
+        if status.pid == Some(std::process::id()) {
+            status.write_locked(path)?;
+        }
+        Ok(())
+    }
+
+    fn write_locked(&mut self, path: &Path) -> Result<(), super::StoreError> {
         self.updated_at = super::time::unix_now();
+        if self.pid == Some(std::process::id()) {
+            self.heartbeat = Some(self.updated_at);
+        }
         let mut text =
             serde_json::to_string_pretty(self).map_err(|e| super::StoreError::Corrupt {
                 path: path.to_path_buf(),

@@ -119,6 +119,8 @@ pub struct StageContext<'r, 'a> {
     pub device: Device,
     pub recorder: &'r mut Recorder<'a>,
     pub stop: &'r AtomicBool,
+    /// Hold at the next step boundary while set (unless `stop` is set).
+    pub pause: &'r AtomicBool,
     /// Continue from this checkpoint of this stage.
     pub resume: Option<(PathBuf, CheckpointState)>,
     /// Start from these weights (a `weights.safetensors`) instead of random.

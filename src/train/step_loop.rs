@@ -122,6 +122,9 @@ pub fn run_stage(
             if epoch == first_epoch && k < skip {
                 continue;
             }
+            if ctx.pause.load(Ordering::SeqCst) && !ctx.stop.load(Ordering::SeqCst) {
+                hold(ctx, step)?;
+            }
             if ctx.stop.load(Ordering::SeqCst) {
                 save(ctx, trainer, epoch, step, k, false)?;
                 return Ok(StageOutcome::Stopped { step });
@@ -158,6 +161,35 @@ pub fn run_stage(
         step,
     })?;
     Ok(StageOutcome::Finished { step })
+}
+
+/// Wait at a step boundary while a pause is requested, recording the pause
+/// in events and `status.json`.
+fn hold(ctx: &mut StageContext<'_, '_>, step: u64) -> Result<(), TrainError> {
+    let stage = ctx.spec.name.clone();
+    ctx.recorder.emit(Event::Paused {
+        stage: stage.clone(),
+        step,
+    })?;
+    ctx.recorder.sync()?;
+    set_state(ctx, crate::store::RunState::Paused)?;
+    tracing::info!(stage, step, "paused");
+    while ctx.pause.load(Ordering::SeqCst) && !ctx.stop.load(Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    set_state(ctx, crate::store::RunState::Running)?;
+    if !ctx.stop.load(Ordering::SeqCst) {
+        tracing::info!(stage, step, "continued");
+        ctx.recorder.emit(Event::Continued { stage, step })?;
+    }
+    Ok(())
+}
+
+fn set_state(ctx: &StageContext<'_, '_>, state: crate::store::RunState) -> Result<(), TrainError> {
+    let mut status = ctx.run.status()?;
+    status.state = state;
+    status.write(&ctx.run.status_path())?;
+    Ok(())
 }
 
 fn save(

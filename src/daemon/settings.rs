@@ -1,0 +1,95 @@
+//! `runs/.daemon/daemon.toml`: the daemon's own settings, all optional.
+//!
+//! ```toml
+//! cpu_slots = 1          # runs at a time on the CPU (0: queue only, start nothing)
+//! gpu_slots = 1          # runs at a time on each GPU
+//! gpus = 2               # GPUs to use; default: those the NVIDIA driver lists
+//! max_retries = 2        # times a worker that died is restarted from its checkpoint
+//! stall_seconds = 120    # a running worker silent this long is shown as stalled
+//! settle_ms = 750        # a config file is read once unchanged this long
+//! ```
+
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub cpu_slots: usize,
+    pub gpu_slots: usize,
+    pub gpus: Option<usize>,
+    pub max_retries: u32,
+    pub stall_seconds: f64,
+    pub settle_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cpu_slots: 1,
+            gpu_slots: 1,
+            gpus: None,
+            max_retries: 2,
+            stall_seconds: 120.0,
+            settle_ms: 750,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings in `path`, defaults when it does not exist; an invalid
+    /// file is an error naming the file, line and column.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        toml::from_str(&text).map_err(|e| {
+            let file = path.to_string_lossy();
+            let src = crate::config::Source {
+                file: &file,
+                text: &text,
+            };
+            let (line, col) = e.span().map_or((1, 1), |s| src.line_col(s.start));
+            format!(
+                "{}:{line}:{col}: {}; expected the keys cpu_slots, gpu_slots, gpus, max_retries, stall_seconds, settle_ms",
+                path.display(),
+                e.message().lines().next().unwrap_or("invalid TOML")
+            )
+        })
+    }
+
+    /// GPUs the daemon may hand out: the setting, else the count the NVIDIA
+    /// driver lists under /proc (the daemon never initialises CUDA itself).
+    pub fn gpu_count(&self) -> usize {
+        self.gpus.unwrap_or_else(|| {
+            std::fs::read_dir("/proc/driver/nvidia/gpus")
+                .map(|d| d.flatten().count())
+                .unwrap_or(0)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_reported_with_their_place() {
+        let dir = std::env::temp_dir().join(format!("scintigan-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("daemon.toml");
+        assert_eq!(Settings::load(&path).unwrap(), Settings::default());
+        std::fs::write(&path, "cpu_slots = 2\ncpu_slot = 3\n").unwrap();
+        let err = Settings::load(&path).unwrap_err();
+        assert!(
+            err.contains("daemon.toml:2:1: unknown field `cpu_slot`"),
+            "{err}"
+        );
+        std::fs::write(&path, "cpu_slots = 0\nmax_retries = 5\n").unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!((s.cpu_slots, s.max_retries), (0, 5));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

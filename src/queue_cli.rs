@@ -1,0 +1,355 @@
+//! The commands that talk to the daemon: `daemon`, `status`, `pause`,
+//! `resume`, `cancel`, `move`, `priority`, `retry`, `logs`, `events`,
+//! `submit`.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use scintigan::daemon::client::{self, Client};
+use scintigan::daemon::protocol::{MoveTo, Reply, Request, RunInfo, Snapshot};
+use scintigan::daemon::{self, DaemonExit, Paths};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Start the daemon for the runs directory (detached), or stop it.
+    ///
+    /// One daemon serves one runs directory; starting a second says so and
+    /// exits 0. Other commands start it by themselves when it is absent.
+    Daemon {
+        /// Stay in the foreground (for systemd); log to runs/.daemon/daemon.log.
+        #[arg(long)]
+        foreground: bool,
+        #[command(subcommand)]
+        action: Option<DaemonAction>,
+    },
+    /// The queue and every run: state, stage, step, device, reason.
+    Status {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hold a run at its next step boundary (a queued run: keep it from starting).
+    Pause {
+        /// Run id, unique id prefix, or config name (its newest run).
+        run: String,
+        /// Checkpoint and end the worker, freeing its device; `resume` continues
+        /// from that checkpoint.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Continue a paused run.
+    Resume { run: String },
+    /// Stop a run after writing a checkpoint (a queued run: drop it).
+    Cancel {
+        run: String,
+        /// Kill the worker at once, without a checkpoint.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Move a queued run in the start order.
+    Move {
+        run: String,
+        #[arg(value_enum)]
+        to: MoveTo,
+    },
+    /// Set a queued run's priority (higher starts first; default 0).
+    Priority {
+        run: String,
+        #[arg(allow_hyphen_values = true)]
+        priority: i32,
+    },
+    /// Queue a failed or cancelled run again, continuing from its last checkpoint.
+    Retry { run: String },
+    /// A run's worker.log.
+    Logs {
+        run: String,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines of history to show first.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
+    /// A run's events as JSON lines (from the first), through the daemon.
+    Events {
+        run: String,
+        /// Keep printing live events.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Validate a config and copy it into configs/, where the daemon queues it.
+    Submit { file: std::path::PathBuf },
+}
+
+#[derive(Subcommand)]
+pub enum DaemonAction {
+    /// Stop the daemon. Workers go on and the next daemon adopts them.
+    Stop {
+        /// Checkpoint and stop the running workers first (they show as
+        /// paused and continue on `scintigan resume`).
+        #[arg(long)]
+        stop_runs: bool,
+    },
+}
+
+pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> Result<ExitCode> {
+    let paths = Paths::new(runs_dir, configs_dir);
+    match command {
+        QueueCommand::Daemon { foreground, action } => {
+            daemon_command(&paths, *foreground, action.as_ref())
+        }
+        QueueCommand::Status { json } => status(&paths, *json),
+        QueueCommand::Pause { run, release } => simple(
+            &paths,
+            Request::Pause {
+                run: run.clone(),
+                release: *release,
+            },
+        ),
+        QueueCommand::Resume { run } => simple(&paths, Request::Resume { run: run.clone() }),
+        QueueCommand::Cancel { run, now } => simple(
+            &paths,
+            Request::Cancel {
+                run: run.clone(),
+                now: *now,
+            },
+        ),
+        QueueCommand::Move { run, to } => simple(
+            &paths,
+            Request::Move {
+                run: run.clone(),
+                to: *to,
+            },
+        ),
+        QueueCommand::Priority { run, priority } => simple(
+            &paths,
+            Request::Priority {
+                run: run.clone(),
+                priority: *priority,
+            },
+        ),
+        QueueCommand::Retry { run } => simple(&paths, Request::Retry { run: run.clone() }),
+        QueueCommand::Logs { run, follow, lines } => logs(&paths, run, *follow, *lines),
+        QueueCommand::Events { run, follow } => events(&paths, run, *follow),
+        QueueCommand::Submit { file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let file_name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            simple(&paths, Request::Submit { file_name, text })
+        }
+    }
+}
+
+fn init_daemon_logging(paths: &Paths) -> Result<()> {
+    paths.make_private_dir()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.log_file())
+        .with_context(|| format!("cannot open {}", paths.log_file().display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}
+
+fn daemon_command(
+    paths: &Paths,
+    foreground: bool,
+    action: Option<&DaemonAction>,
+) -> Result<ExitCode> {
+    if let Some(DaemonAction::Stop { stop_runs }) = action {
+        let Ok(mut c) = Client::connect(paths) else {
+            println!("no daemon is running for {}", paths.runs.display());
+            return Ok(ExitCode::SUCCESS);
+        };
+        let pid = paths.recorded_pid();
+        let reply = c.request(Request::Shutdown {
+            stop_runs: *stop_runs,
+        })?;
+        let code = print_reply(reply)?;
+        // Wait until it has gone, so a following start finds the lock free.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+        while std::time::Instant::now() < deadline {
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive && Client::connect(paths).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        return Ok(code);
+    }
+    if foreground {
+        init_daemon_logging(paths)?;
+        return match daemon::run_foreground(paths)? {
+            DaemonExit::AlreadyRunning(pid) => {
+                println!("{}", already_running(paths, pid));
+                Ok(ExitCode::SUCCESS)
+            }
+            DaemonExit::Stopped => Ok(ExitCode::SUCCESS),
+        };
+    }
+    if Client::connect(paths).is_ok() {
+        println!("{}", already_running(paths, paths.recorded_pid()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pid = client::start_detached(paths)?;
+    println!(
+        "daemon started (pid {pid}) for {}; log: {}",
+        paths.runs.display(),
+        paths.log_file().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn already_running(paths: &Paths, pid: Option<u32>) -> String {
+    let pid = pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
+    format!(
+        "a daemon is already running for {} ({pid})",
+        paths.runs.display()
+    )
+}
+
+fn print_reply(reply: Reply) -> Result<ExitCode> {
+    match reply {
+        Reply::Ok { message } => {
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Error { message } => bail!("{message}"),
+        other => bail!("unexpected reply from the daemon: {other:?}"),
+    }
+}
+
+fn simple(paths: &Paths, request: Request) -> Result<ExitCode> {
+    let mut c = Client::connect_or_start(paths)?;
+    print_reply(c.request(request)?)
+}
+
+fn snapshot(paths: &Paths) -> Result<Snapshot> {
+    let mut c = Client::connect_or_start(paths)?;
+    match c.request(Request::List)? {
+        Reply::List(s) => Ok(s),
+        Reply::Error { message } => bail!("{message}"),
+        other => bail!("unexpected reply from the daemon: {other:?}"),
+    }
+}
+
+fn status(paths: &Paths, json: bool) -> Result<ExitCode> {
+    let snap = snapshot(paths)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&snap)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "daemon {} · runs {} · configs {}",
+        snap.daemon_pid, snap.runs_dir, snap.configs_dir
+    );
+    if snap.runs.is_empty() {
+        println!("no runs yet; put a config into {}", snap.configs_dir);
+    } else {
+        println!(
+            "{:<4} {:<34} {:<10} {:<14} {:>5} {:>8} {:<7} REASON",
+            "#", "RUN", "STATE", "STAGE", "EPOCH", "STEP", "DEVICE"
+        );
+        for r in &snap.runs {
+            println!("{}", status_line(r));
+        }
+    }
+    for bad in &snap.invalid_configs {
+        println!("invalid config {}:", bad.file);
+        for e in &bad.errors {
+            println!("  {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status_line(r: &RunInfo) -> String {
+    let place = r
+        .position
+        .map_or_else(|| "-".to_string(), |p| p.to_string());
+    let state = if r.stalled {
+        format!("{} (stalled)", r.state)
+    } else {
+        r.state.clone()
+    };
+    format!(
+        "{:<4} {:<34} {:<10} {:<14} {:>5} {:>8} {:<7} {}",
+        place,
+        r.id,
+        state,
+        r.stage.as_deref().unwrap_or("-"),
+        r.epoch,
+        r.step,
+        r.device.as_deref().unwrap_or("-"),
+        r.reason.as_deref().unwrap_or("")
+    )
+}
+
+fn logs(paths: &Paths, run: &str, follow: bool, lines: usize) -> Result<ExitCode> {
+    let mut c = Client::connect_or_start(paths)?;
+    c.send(Request::Logs {
+        run: run.to_string(),
+        lines,
+        follow,
+    })?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        match c.next(None)? {
+            Reply::Log { text, .. } => {
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
+            Reply::Error { message } => bail!("{message}"),
+            other => bail!("unexpected reply from the daemon: {other:?}"),
+        }
+    }
+}
+
+fn events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
+    match print_events(paths, run, follow) {
+        // A reader such as `head` closing the pipe is a normal end.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+fn print_events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
+    let mut c = Client::connect_or_start(paths)?;
+    c.send(Request::Subscribe {
+        run: run.to_string(),
+    })?;
+    let mut out = std::io::stdout().lock();
+    loop {
+        match c.next(None)? {
+            Reply::Events { events, .. } => {
+                for e in events {
+                    writeln!(out, "{}", e.get())?;
+                }
+                out.flush()?;
+            }
+            Reply::CaughtUp { .. } if !follow => return Ok(ExitCode::SUCCESS),
+            Reply::CaughtUp { .. } => {}
+            Reply::Reset { run } => {
+                eprintln!("{run}: event log rewritten by a resume; history follows again")
+            }
+            Reply::Error { message } => bail!("{message}"),
+            other => bail!("unexpected reply from the daemon: {other:?}"),
+        }
+    }
+}
