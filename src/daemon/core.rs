@@ -93,7 +93,8 @@ impl Core {
         let settle = Duration::from_millis(self.settings.settle_ms);
         let mut wait: Option<Duration> = None;
         let mut present = BTreeSet::new();
-        let mut ready: Vec<(String, PathBuf, String, String)> = Vec::new();
+        // (modified, name, path, hash, text): queued oldest file first.
+        let mut ready: Vec<(SystemTime, String, PathBuf, String, String)> = Vec::new();
         let entries = match std::fs::read_dir(&self.paths.configs) {
             Ok(e) => e,
             Err(_) => return None,
@@ -116,25 +117,25 @@ impl Core {
             if self.invalid.get(&name).is_some_and(|e| e.hash == hash) {
                 continue;
             }
-            let age = entry
+            let modified = entry
                 .metadata()
                 .and_then(|m| m.modified())
-                .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .unwrap_or(settle);
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let age = SystemTime::now().duration_since(modified).unwrap_or(settle);
             if age < settle {
                 let left = settle - age + Duration::from_millis(20);
                 wait = Some(wait.map_or(left, |w| w.min(left)));
                 continue;
             }
             let text = String::from_utf8_lossy(&bytes).into_owned();
-            ready.push((name, path, hash, text));
+            ready.push((modified, name, path, hash, text));
         }
         self.invalid.retain(|name, _| present.contains(name));
+        ready.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         if !ready.is_empty() {
             let known = KnownRuns::scan(&self.paths.configs, Some(&self.paths.runs));
             let base = self.paths.project_root();
-            for (name, path, hash, text) in ready {
+            for (_, name, path, hash, text) in ready {
                 let stem = name.trim_end_matches(".toml").to_string();
                 let shown = path.display().to_string();
                 match config::parse_config(&shown, &text, &base, &stem, &known) {

@@ -438,10 +438,10 @@ impl Tail {
 /// it left (or broke the protocol by sending while subscribed).
 async fn client_left(reader: &mut (impl AsyncRead + Unpin), wait: Duration) -> bool {
     let mut byte = [0u8; 1];
-    match tokio::time::timeout(wait, reader.read(&mut byte)).await {
-        Err(_) => false,
-        Ok(_) => true,
-    }
+    // Any read that completes (data, end of stream, error) ends the stream.
+    tokio::time::timeout(wait, reader.read(&mut byte))
+        .await
+        .is_ok()
 }
 
 async fn stream_events(

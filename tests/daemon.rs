@@ -1,0 +1,673 @@
+//! The daemon with real processes: config intake, adoption after `kill -9`,
+//! resume of a killed worker, control round trips, socket hardening, SIGHUP.
+
+mod common;
+
+use common::*;
+use scintigan::daemon::Paths;
+use scintigan::daemon::client::Client;
+use scintigan::daemon::protocol::{Reply, Request, RunInfo, Snapshot};
+use scintigan::store::{Event, EventRecord, RunDir};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A project folder with `configs/` and a daemon that is stopped (and its
+/// workers killed) when the test ends, however it ends.
+struct Project {
+    dir: PathBuf,
+    _guard: std::sync::MutexGuard<'static, ()>,
+}
+
+/// One daemon test at a time: several libtorch workers on two cores slow
+/// each other down by orders of magnitude (OpenMP threads spin).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Project {
+    fn new(name: &str, settings: &str) -> Self {
+        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = scratch(name);
+        std::fs::create_dir_all(dir.join("configs")).expect("configs");
+        std::fs::create_dir_all(dir.join("runs/.daemon")).expect("runs");
+        std::fs::write(dir.join("runs/.daemon/daemon.toml"), settings).expect("settings");
+        Self { dir, _guard: guard }
+    }
+    fn paths(&self) -> Paths {
+        Paths::new(&self.dir.join("runs"), &self.dir.join("configs"))
+    }
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        run_in(&self.dir, args)
+    }
+    /// Run a CLI command that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "scintigan {args:?} failed: {}",
+            stderr(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// `status --json` through the CLI.
+    fn cli_status(&self) -> Snapshot {
+        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json")
+    }
+    /// The same through the client library: polling by spawning the CLI
+    /// (which loads libtorch) would starve the workers on a small machine.
+    /// (Empty while no daemon answers.)
+    fn status(&self) -> Snapshot {
+        let Ok(mut client) = Client::connect(&self.paths()) else {
+            return Snapshot::default();
+        };
+        match client.request(Request::List) {
+            Ok(Reply::List(s)) => s,
+            _ => Snapshot::default(),
+        }
+    }
+    fn run_named(&self, name: &str) -> Option<RunInfo> {
+        self.status().runs.into_iter().find(|r| r.name == name)
+    }
+    fn wait_state(&self, name: &str, state: &str, secs: u64) -> RunInfo {
+        let mut last = None;
+        let ok = wait_for(secs, || {
+            std::thread::sleep(Duration::from_millis(80));
+            last = self.run_named(name);
+            last.as_ref().is_some_and(|r| r.state == state)
+        });
+        assert!(ok, "{name} never became {state}; last seen {last:?}");
+        last.expect("run")
+    }
+    fn config(&self, file: &str, text: &str) {
+        // Written beside and renamed in, as an editor would.
+        let tmp = self.dir.join(format!(".{file}.part"));
+        std::fs::write(&tmp, text).expect("write config");
+        std::fs::rename(&tmp, self.dir.join("configs").join(file)).expect("rename config");
+    }
+    fn run_dir(&self, id: &str) -> RunDir {
+        RunDir::open(&self.dir.join("runs").join(id)).expect("run dir")
+    }
+    fn daemon_pid(&self) -> Option<u32> {
+        self.paths().recorded_pid()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Every process working in this project: its daemon and workers.
+        let marker = self.dir.to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&marker) {
+                signal(pid, "-KILL");
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// A valid config numbered `i` (its run name is `q-<i>`).
+fn queue_config(i: usize) -> String {
+    format!(
+        "name = \"q-{i:03}\"\nkind = \"gan\"\n[data]\nsource = \"phantom-bone\"\nimage_size = [32, 16]\nper_class = 4\n[model]\narch = \"acgan\"\nlatent_dim = 8\nbase_channels = 4\n[train]\nepochs = 1\ndevice = \"cpu\"\n"
+    )
+}
+
+#[test]
+fn two_hundred_configs_are_each_enqueued_once_and_never_again_after_a_restart() {
+    // cpu_slots = 0: queue only, so nothing trains.
+    let p = Project::new("daemon-intake", "cpu_slots = 0\n");
+    p.ok(&["daemon"]);
+    let configs = p.dir.join("configs");
+    let started = Instant::now();
+    // Ten files written in chunks over about 0.6 s each, beside the others.
+    let slow: Vec<std::thread::JoinHandle<()>> = (180..190)
+        .map(|i| {
+            let path = configs.join(format!("q-{i:03}.toml"));
+            std::thread::spawn(move || {
+                let text = queue_config(i);
+                let mut file = std::fs::File::create(&path).expect("create");
+                for chunk in text.as_bytes().chunks(text.len().div_ceil(4)) {
+                    file.write_all(chunk).expect("write chunk");
+                    file.flush().expect("flush");
+                    std::thread::sleep(Duration::from_millis(150));
+                }
+            })
+        })
+        .collect();
+    for i in 0..170 {
+        std::fs::write(configs.join(format!("q-{i:03}.toml")), queue_config(i)).expect("write");
+    }
+    // Twenty invalid ones: a bad value on line 12, column 10.
+    for i in 0..20 {
+        let text = queue_config(200 + i).replace("epochs = 1", "epochs = \"many\"");
+        std::fs::write(configs.join(format!("bad-{i:02}.toml")), text).expect("write");
+    }
+    for h in slow {
+        h.join().expect("slow writer");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "writing took {:?}",
+        started.elapsed()
+    );
+
+    let mut snap = Snapshot::default();
+    let settled = wait_for(60, || {
+        snap = p.status();
+        snap.runs.len() >= 180 && snap.invalid_configs.len() >= 20
+    });
+    assert!(
+        settled,
+        "after 60 s: {} runs, {} invalid",
+        snap.runs.len(),
+        snap.invalid_configs.len()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let check = |snap: &Snapshot| {
+        let mut names: Vec<String> = snap.runs.iter().map(|r| r.name.clone()).collect();
+        names.sort();
+        let expected: Vec<String> = (0..170)
+            .chain(180..190)
+            .map(|i| format!("q-{i:03}"))
+            .collect();
+        assert_eq!(names, expected, "each valid config enqueued exactly once");
+        let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), 180, "a config was enqueued twice");
+        assert!(snap.runs.iter().all(|r| r.state == "queued"));
+        assert_eq!(snap.invalid_configs.len(), 20);
+        for bad in &snap.invalid_configs {
+            let first = &bad.errors[0];
+            assert!(
+                first.contains(&format!("{}:12:10: ", bad.file)),
+                "{}: {first}",
+                bad.file
+            );
+            assert!(first.contains("\"many\""), "{first}");
+        }
+    };
+    check(&snap);
+    // The ten slow files were read once, complete: their runs have epochs = 1
+    // and the full data section.
+    for r in snap.runs.iter().filter(|r| r.name.as_str() >= "q-180") {
+        let spec = p.run_dir(&r.id).spec().expect("frozen config");
+        assert_eq!(spec.stage[0].train.epochs, 1);
+        assert_eq!(spec.stage[0].data.image_size, [32, 16]);
+    }
+
+    p.ok(&["daemon", "stop"]);
+    p.ok(&["daemon"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let again = p.status();
+    check(&again);
+    let ids = |s: &Snapshot| {
+        let mut v: Vec<String> = s.runs.iter().map(|r| r.id.clone()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&snap),
+        ids(&again),
+        "the restart enqueued something again"
+    );
+}
+
+/// A tiny GAN run of 150 epochs x 6 steps with mid-epoch checkpoints every
+/// ~0.1 s: long enough to interfere with, a few seconds on the CPU.
+fn long_config(name: &str, epochs: u32) -> String {
+    tiny_gan_config(
+        name,
+        epochs,
+        "checkpoint_minutes = 0.0015\ncheckpoint_every = 1000",
+    )
+}
+
+/// Events of `run` through the daemon, from the first, until `done` holds
+/// for what was received (or `secs` pass). A `reset` clears what was
+/// received, as a dashboard would.
+fn subscribe_until(
+    paths: &Paths,
+    run: &str,
+    secs: u64,
+    mut done: impl FnMut(&[EventRecord]) -> bool,
+) -> (Vec<EventRecord>, bool) {
+    let mut client = Client::connect(paths).expect("connect");
+    client
+        .send(Request::Subscribe { run: run.into() })
+        .expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut got: Vec<EventRecord> = Vec::new();
+    while Instant::now() < deadline {
+        match client.next(Some(Duration::from_millis(500))) {
+            Ok(Reply::Events { events, .. }) => {
+                for e in events {
+                    got.push(serde_json::from_str(e.get()).expect("event record"));
+                }
+            }
+            Ok(Reply::Reset { .. }) => got.clear(),
+            Ok(Reply::CaughtUp { .. }) => {}
+            Ok(other) => panic!("unexpected reply {other:?}"),
+            Err(_) => {}
+        }
+        if done(&got) {
+            return (got, true);
+        }
+    }
+    (got, false)
+}
+
+fn finished(records: &[EventRecord]) -> bool {
+    records
+        .iter()
+        .any(|r| matches!(r.event, Event::RunFinished { .. }))
+}
+
+fn assert_each_step_once(records: &[EventRecord], steps: u64) {
+    let got: Vec<u64> = gan_losses(records).iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        got,
+        (1..=steps).collect::<Vec<u64>>(),
+        "every step exactly once"
+    );
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq increasing");
+}
+
+#[test]
+fn a_worker_outlives_a_killed_daemon_and_the_next_daemon_adopts_it() {
+    let p = Project::new("daemon-adopt", "");
+    p.ok(&["daemon"]);
+    p.config("adopt.toml", &long_config("adopt", 150));
+    let running = p.wait_state("adopt", "running", 30);
+    let paths = p.paths();
+    let (before, ok) = subscribe_until(&paths, &running.id, 30, |r| gan_losses(r).len() >= 50);
+    assert!(ok, "no 50 steps through the daemon within 30 s");
+    let worker = p
+        .run_dir(&running.id)
+        .status()
+        .expect("status")
+        .pid
+        .expect("pid");
+    let daemon = p.daemon_pid().expect("daemon pid");
+
+    signal(daemon, "-KILL");
+    assert!(wait_for(10, || !alive(daemon)), "daemon survived kill -9");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(worker), "the worker died with its daemon");
+
+    // Any client command starts a new daemon, which adopts the worker.
+    let listed = p.cli_status();
+    let adopted = listed
+        .runs
+        .iter()
+        .find(|r| r.name == "adopt")
+        .expect("run listed")
+        .clone();
+    assert_ne!(p.daemon_pid(), Some(daemon));
+    assert_eq!(adopted.state, "running");
+    assert_eq!(adopted.pid, Some(worker), "adopted with its pid");
+    let (after, ok) = subscribe_until(&paths, &running.id, 120, finished);
+    assert!(ok, "the adopted run did not finish within 120 s");
+    assert_eq!(p.run_named("adopt").expect("run").state, "done");
+    assert_each_step_once(&after, 900);
+    // What the first daemon streamed is exactly the start of the record.
+    assert_eq!(&after[..before.len()], &before[..]);
+    assert_eq!(
+        after,
+        events(&p.run_dir(&running.id)),
+        "stream equals the file"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|r| matches!(r.event, Event::Resumed { .. })),
+        "the worker was never restarted"
+    );
+}
+
+#[test]
+fn a_killed_worker_resumes_from_its_checkpoint_by_itself() {
+    let p = Project::new("daemon-worker-kill", "");
+    p.ok(&["daemon"]);
+    p.config("crash.toml", &long_config("crash", 150));
+    let running = p.wait_state("crash", "running", 30);
+    let run = p.run_dir(&running.id);
+    let mid_epoch_checkpoint = wait_for(60, || {
+        let ckpt = run.checkpoints().latest().ok().flatten();
+        let steps = gan_losses(&events(&run));
+        ckpt.is_some_and(|(_, s)| {
+            s.step_in_epoch % 6 != 0 && steps.last().is_some_and(|(l, _)| *l > s.step + 2)
+        })
+    });
+    assert!(mid_epoch_checkpoint, "no mid-epoch checkpoint within 60 s");
+    let worker = run.status().expect("status").pid.expect("pid");
+    signal(worker, "-KILL");
+
+    let done = p.wait_state("crash", "done", 120);
+    assert_eq!(done.retries, 1);
+    let records = events(&run);
+    assert_each_step_once(&records, 900);
+    let died = records.iter().any(|r| match &r.event {
+        Event::Log { level, message } => {
+            level == "warn" && message.contains("worker died (killed by signal 9")
+        }
+        _ => false,
+    });
+    assert!(
+        died,
+        "the death and its reason are recorded in events.jsonl"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r.event, Event::Resumed { .. }))
+    );
+}
+
+#[test]
+fn pause_resume_cancel_and_reorder_round_trip_through_the_cli() {
+    let p = Project::new("daemon-control", "");
+    p.ok(&["daemon"]);
+    p.config("a.toml", &long_config("a", 3000));
+    p.wait_state("a", "running", 30);
+    for name in ["b", "c", "d"] {
+        p.config(&format!("{name}.toml"), &tiny_gan_config(name, 2, ""));
+    }
+    assert!(wait_for(30, || p.status().runs.len() == 4));
+    let place = |name: &str| {
+        p.cli_status()
+            .runs
+            .into_iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.position)
+    };
+    assert_eq!(
+        (place("b"), place("c"), place("d")),
+        (Some(1), Some(2), Some(3))
+    );
+
+    // Pause at a step boundary and resume.
+    p.ok(&["pause", "a"]);
+    let paused = p.wait_state("a", "paused", 30);
+    let step = paused.step;
+    assert!(paused.pid.is_some(), "a plain pause keeps the worker");
+    std::thread::sleep(Duration::from_millis(600));
+    let a_run = p.run_dir(&paused.id);
+    let steps_now = gan_losses(&events(&a_run)).len();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        gan_losses(&events(&a_run)).len(),
+        steps_now,
+        "no steps while paused"
+    );
+    p.ok(&["resume", "a"]);
+    p.wait_state("a", "running", 30);
+    assert!(wait_for(30, || gan_losses(&events(&a_run)).len() > steps_now));
+    let kinds: Vec<&str> = events(&a_run)
+        .iter()
+        .filter_map(|r| match r.event {
+            Event::Paused { .. } => Some("paused"),
+            Event::Continued { .. } => Some("continued"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["paused", "continued"]);
+    assert!(step > 0);
+
+    // Reorder: d to the top, c up one, b gets a priority.
+    p.ok(&["move", "d", "top"]);
+    assert_eq!(
+        (place("d"), place("b"), place("c")),
+        (Some(1), Some(2), Some(3))
+    );
+    p.ok(&["move", "c", "up"]);
+    assert_eq!(
+        (place("d"), place("c"), place("b")),
+        (Some(1), Some(2), Some(3))
+    );
+    p.ok(&["priority", "b", "5"]);
+    assert_eq!(
+        (place("b"), place("d"), place("c")),
+        (Some(1), Some(2), Some(3))
+    );
+    // A queued run can be paused (kept from starting) and cancelled.
+    p.ok(&["pause", "b"]);
+    assert_eq!(
+        p.cli_status()
+            .runs
+            .iter()
+            .find(|r| r.name == "b")
+            .expect("b")
+            .state,
+        "paused"
+    );
+    p.ok(&["cancel", "c"]);
+    let c = p.run_named("c").expect("c");
+    assert_eq!((c.state.as_str(), c.position), ("cancelled", None));
+
+    // Pause with release: checkpoint, worker exits, the slot goes to d.
+    p.ok(&["pause", "a", "--release"]);
+    let released = p.wait_state("a", "paused", 60);
+    assert!(
+        released
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("released"),
+        "{released:?}"
+    );
+    p.wait_state("d", "done", 60);
+    p.ok(&["resume", "a"]);
+    p.wait_state("a", "running", 60);
+    // Cancel writes a checkpoint and ends the run; retry continues it.
+    p.ok(&["cancel", "a"]);
+    let cancelled = p.wait_state("a", "cancelled", 60);
+    assert!(
+        cancelled
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("checkpoint written"),
+        "{cancelled:?}"
+    );
+    let err = p.cli(&["resume", "a"]);
+    assert!(!err.status.success());
+    assert!(
+        stderr(&err).contains("only paused runs can be resumed"),
+        "{}",
+        stderr(&err)
+    );
+    p.ok(&["retry", "a"]);
+    p.wait_state("a", "running", 60);
+    p.ok(&["cancel", "a", "--now"]);
+    let killed = p.wait_state("a", "cancelled", 30);
+    assert!(
+        killed
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("cancel --now")
+    );
+    // b is still held by its pause; resuming it lets it run to the end.
+    assert_eq!(p.run_named("b").expect("b").state, "paused");
+    p.ok(&["resume", "b"]);
+    p.wait_state("b", "done", 60);
+    let unknown = p.cli(&["pause", "nosuchrun"]);
+    assert!(
+        stderr(&unknown).contains("no run 'nosuchrun'"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
+/// Send raw bytes on a fresh connection; what comes back (if anything).
+fn raw_exchange(socket: &Path, bytes: &[u8], close_write: bool) -> Vec<u8> {
+    let mut s = UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    if close_write {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    back
+}
+
+#[test]
+fn bad_messages_leave_the_daemon_serving_and_other_users_are_refused() {
+    let p = Project::new("daemon-socket", "cpu_slots = 0\n");
+    p.ok(&["daemon"]);
+    let socket = p.paths().socket();
+    let serving = |p: &Project| p.status().daemon_pid > 0;
+
+    let back = raw_exchange(&socket, b"GARBAGE! this is not a frame\n", true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("over the limit"),
+        "{back:?}"
+    );
+    assert!(serving(&p));
+    // A well-framed body that is not a request.
+    let mut frame = 7u32.to_be_bytes().to_vec();
+    frame.extend_from_slice(b"{\"v\":1}");
+    let back = raw_exchange(&socket, &frame, true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("malformed request"),
+        "{back:?}"
+    );
+    // Another protocol version.
+    let body = br#"{"v":99,"cmd":"list"}"#;
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    let back = raw_exchange(&socket, &frame, true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("protocol version 99"),
+        "{back:?}"
+    );
+    // A 100 MB message.
+    let mut big = (100u32 << 20).to_be_bytes().to_vec();
+    big.extend(std::iter::repeat_n(b'x', 100 << 20));
+    let back = raw_exchange(&socket, &big, true);
+    assert!(
+        String::from_utf8_lossy(&back).contains("over the limit"),
+        "{back:?}"
+    );
+    assert!(serving(&p));
+    // Half a message, then the client goes away.
+    let mut half = 200u32.to_be_bytes().to_vec();
+    half.extend_from_slice(br#"{"v":1,"cmd":"li"#);
+    drop(raw_exchange(&socket, &half, true));
+    assert!(serving(&p));
+
+    // Permissions: the folder is private, the socket owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&p.paths().dir()), 0o700);
+    assert_eq!(mode(&socket), 0o600);
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped the other-user check: creating a user needs root");
+        return;
+    }
+    let user = "scintigan-peer";
+    let _ = Command::new("useradd")
+        .args(["--no-create-home", "--shell", "/usr/sbin/nologin", user])
+        .stderr(Stdio::null())
+        .status();
+    let uid = Command::new("id")
+        .args(["-u", user])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .expect("test user created");
+    let try_as_other = |socket: &Path| -> String {
+        use std::os::unix::process::CommandExt;
+        let script = "import socket,struct,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('refused:',e.strerror); sys.exit(0)\nb=b'{\"v\":1,\"cmd\":\"list\"}'\ntry:\n s.sendall(struct.pack('>I',len(b))+b)\nexcept OSError:\n pass\nprint('reply:',s.recv(65536)[4:].decode())\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &socket.to_string_lossy()])
+            .uid(uid)
+            .gid(uid)
+            .stdin(Stdio::null())
+            .output()
+            .expect("python3 as the other user");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    // The 0700 folder keeps the other user from the socket...
+    let out = try_as_other(&socket);
+    assert!(out.starts_with("refused: Permission denied"), "{out}");
+    // ...and with the folder and socket opened up, the uid check answers.
+    std::fs::set_permissions(p.paths().dir(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let out = try_as_other(&socket);
+    std::fs::set_permissions(p.paths().dir(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    assert!(
+        out.contains("permission denied: this daemon serves uid 0 only"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("runs_dir"),
+        "the other user saw the run list: {out}"
+    );
+    assert!(serving(&p));
+}
+
+#[test]
+fn sighup_to_the_clients_process_group_stops_no_run() {
+    use std::os::unix::process::CommandExt;
+    let p = Project::new("daemon-sighup", "");
+    p.config("hup.toml", &long_config("hup", 60));
+    // A login shell's process group: it starts the daemon through a client
+    // command and follows the log, as a user over SSH would.
+    let bin = env!("CARGO_BIN_EXE_scintigan");
+    let mut shell = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{bin}' status >/dev/null && sleep 2 && '{bin}' logs hup -f"
+        ))
+        .current_dir(&p.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("shell");
+    let running = p.wait_state("hup", "running", 30);
+    std::thread::sleep(Duration::from_millis(2500));
+    let daemon = p.daemon_pid().expect("daemon");
+    // The SSH link drops: SIGHUP to the whole process group.
+    signal(shell.id(), "-HUP");
+    let pgid = shell.id();
+    let _ = Command::new("kill")
+        .args(["-HUP", &format!("-{pgid}")])
+        .status();
+    let _ = shell.wait();
+    assert!(alive(daemon), "the daemon died of the hang-up");
+    let done = p.wait_state("hup", "done", 120);
+    assert_eq!(done.id, running.id);
+    assert_eq!(done.retries, 0, "the worker was not hit either");
+}
