@@ -68,6 +68,7 @@ demo: build
 # Parameters and forward+backward time per model at 256x128 (see README).
 bench: libtorch
 	$(CARGO) bench --bench model_timing
+	$(CARGO) bench --bench daemon_throughput
 
 clean:
 	cargo clean

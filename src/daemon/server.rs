@@ -177,7 +177,9 @@ fn watch_configs(
     use notify::Watcher;
     let wake = Mutex::new(wake);
     let handler = move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Reads (the daemon's own scans among them) change nothing.
+        let changed = res.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)));
+        if changed {
             rescan.store(true, Ordering::SeqCst);
             let _ = wake.lock().unwrap_or_else(|e| e.into_inner()).send(());
         }
