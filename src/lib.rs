@@ -11,4 +11,5 @@ pub mod nn;
 pub mod rng;
 pub mod store;
 pub mod train;
+pub mod tui;
 pub mod worker;

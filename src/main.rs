@@ -30,8 +30,9 @@ struct Cli {
         env = "SCINTIGAN_CONFIGS"
     )]
     configs_dir: PathBuf,
+    /// With no command: the dashboard.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -166,7 +167,17 @@ enum WeightsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
+    let Some(command) = &cli.command else {
+        let paths = scintigan::daemon::Paths::new(&cli.runs_dir, &cli.configs_dir);
+        return match scintigan::tui::run_dashboard(&paths) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let result = match command {
         Command::Check { files } => check(files, &cli.runs_dir),
         Command::Run { target, resume } => run(target, *resume, &cli.runs_dir, true),
         Command::Worker { run_dir } => run(run_dir, true, &cli.runs_dir, false),

@@ -81,6 +81,15 @@ pub enum QueueCommand {
     },
     /// Validate a config and copy it into configs/, where the daemon queues it.
     Submit { file: std::path::PathBuf },
+    /// The dashboard (also what `scintigan` with no command opens).
+    Tui,
+    /// Every scalar series of a run as CSV, and its confusion matrices.
+    Export {
+        run_dir: std::path::PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        csv: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +142,15 @@ pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> 
         QueueCommand::Retry { run } => simple(&paths, Request::Retry { run: run.clone() }),
         QueueCommand::Logs { run, follow, lines } => logs(&paths, run, *follow, *lines),
         QueueCommand::Events { run, follow } => events(&paths, run, *follow),
+        QueueCommand::Tui => {
+            scintigan::tui::run_dashboard(&paths)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        QueueCommand::Export { run_dir, csv } => {
+            let n = scintigan::tui::export::export_run(run_dir, csv).map_err(anyhow::Error::msg)?;
+            println!("wrote {n} CSV files to {}", csv.display());
+            Ok(ExitCode::SUCCESS)
+        }
         QueueCommand::Submit { file } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;

@@ -36,7 +36,7 @@ pub enum MoveTo {
 
 /// A run is named by its id (the run directory's name), a unique prefix of
 /// one, or its config name (the newest run of that name).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     /// Every run, the queue order and the invalid config files.
