@@ -269,12 +269,16 @@ impl Bindings {
     }
 
     /// The keys bound to `action`.
+    /// The keys bound to `action`, plain keys before ctrl- ones.
     pub fn keys_for(&self, action: Action) -> Vec<String> {
-        self.map
+        let mut keys: Vec<&Key> = self
+            .map
             .iter()
             .filter(|(_, a)| **a == action)
-            .map(|(k, _)| key_name(k))
-            .collect()
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort_by_key(|k| (k.ctrl, !matches!(k.code, KeyCodeOrd::Char(_))));
+        keys.into_iter().map(key_name).collect()
     }
 
     /// The defaults with the overrides of `path` applied; an invalid file is

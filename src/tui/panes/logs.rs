@@ -38,8 +38,13 @@ fn read_worker_log(cache: &mut LogCache, path: PathBuf) {
     };
     let start = bytes.len().saturating_sub(TAIL_BYTES as usize);
     let text = String::from_utf8_lossy(&bytes[start..]);
+    // Lines without a timestamp (plain output) take the one before theirs.
+    let mut last_t = 0.0;
     for line in text.lines().skip(usize::from(start > 0)) {
-        cache.lines.push(parse_tracing_line(line));
+        let (t, level, msg) = parse_tracing_line(line);
+        let t = if t > 0.0 { t } else { last_t };
+        last_t = t;
+        cache.lines.push((t, level, msg));
     }
 }
 
