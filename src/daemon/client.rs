@@ -3,7 +3,7 @@
 
 use super::Paths;
 use super::protocol::{
-    Envelope, FrameError, MAX_REPLY, PROTOCOL_VERSION, Reply, Request, read_frame, write_frame,
+    Envelope, FrameError, MAX_REPLY, PROTOCOL_VERSION, Reply, Request, write_frame,
 };
 use serde_json::value::RawValue;
 use std::os::unix::net::UnixStream;
@@ -28,6 +28,8 @@ pub enum ClientError {
 
 pub struct Client {
     stream: UnixStream,
+    /// Bytes of a frame header read before a timeout.
+    header: Vec<u8>,
 }
 
 impl Client {
@@ -35,7 +37,10 @@ impl Client {
     pub fn connect(paths: &Paths) -> Result<Self, ClientError> {
         let socket = paths.socket();
         UnixStream::connect(&socket)
-            .map(|stream| Self { stream })
+            .map(|stream| Self {
+                stream,
+                header: Vec::new(),
+            })
             .map_err(|source| ClientError::Connect {
                 socket: socket.display().to_string(),
                 source,
@@ -61,11 +66,40 @@ impl Client {
     }
 
     /// The next reply or stream message; `timeout` None waits for ever.
+    /// A timeout only ever interrupts the wait for a frame to begin: once
+    /// its header has come, the frame is read whole, so a slow link never
+    /// leaves the stream out of step.
     pub fn next(&mut self, timeout: Option<Duration>) -> Result<Reply, ClientError> {
+        use std::io::Read;
         self.stream
             .set_read_timeout(timeout)
             .map_err(FrameError::Io)?;
-        let body = read_frame(&mut self.stream, MAX_REPLY)?;
+        while self.header.len() < 4 {
+            let mut byte = [0u8; 4];
+            let want = 4 - self.header.len();
+            match self.stream.read(&mut byte[..want]) {
+                Ok(0) => return Err(FrameError::Closed.into()),
+                Ok(n) => self.header.extend_from_slice(&byte[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FrameError::Io(e).into()),
+            }
+        }
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&self.header);
+        self.header.clear();
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_REPLY {
+            return Err(FrameError::TooLarge {
+                len,
+                limit: MAX_REPLY,
+            }
+            .into());
+        }
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(120)))
+            .map_err(FrameError::Io)?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).map_err(FrameError::Io)?;
         parse_reply(&body)
     }
 

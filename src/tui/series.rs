@@ -33,7 +33,7 @@ impl Series {
 
     /// Append a value (the caller appends its x to the axes).
     pub fn push(&mut self, y: f32) {
-        if self.y.len() % BLOCK == 0 {
+        if self.y.len().is_multiple_of(BLOCK) {
             self.blocks.push((y, y));
         } else if let Some(b) = self.blocks.last_mut() {
             b.0 = b.0.min(y);
@@ -53,7 +53,7 @@ impl Series {
         };
         let mut i = lo;
         while i < hi {
-            if i % BLOCK == 0 && i + BLOCK <= hi {
+            if i.is_multiple_of(BLOCK) && i + BLOCK <= hi {
                 let (a, b) = self.blocks[i / BLOCK];
                 merge(a, b);
                 i += BLOCK;

@@ -172,7 +172,7 @@ fn draw_chart(frame: &mut Frame<'_>, app: &mut App, spec: &ChartSpec, runs: &[St
             x1 = x1.max(f64::from(*b));
             let short = key.rsplit_once('/').map_or(key.as_str(), |(_, s)| s);
             let short = if key.contains("/ssim/") || stages_with > 2 && runs.len() == 1 {
-                key.splitn(2, '/').nth(1).unwrap_or(short).to_string()
+                key.split_once('/').map_or(short, |x| x.1).to_string()
             } else {
                 short.to_string()
             };

@@ -1,0 +1,194 @@
+//! The real dashboard inside tmux (`send-keys`, `capture-pane`): a run
+//! starts, the loss chart fills, `p` pauses and resumes it, `q` detaches
+//! while it goes on, and attaching again shows the whole curve.
+
+mod common;
+
+use common::*;
+use scintigan::daemon::Paths;
+use std::process::Command;
+use std::time::Duration;
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux")
+    }
+    fn open(&self, dir: &std::path::Path) {
+        let bin = env!("CARGO_BIN_EXE_scintigan");
+        let shell = format!("cd '{}' && '{bin}'", dir.display());
+        let out = self.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "dash",
+            "-x",
+            "160",
+            "-y",
+            "48",
+            &shell,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {}", stderr(&out));
+    }
+    fn capture(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "dash"]).stdout)
+            .into_owned()
+    }
+    fn keys(&self, keys: &str) {
+        self.cmd(&["send-keys", "-t", "dash", keys]);
+    }
+    fn wait_screen(&self, secs: u64, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let ok = wait_for(secs, || {
+            std::thread::sleep(Duration::from_millis(100));
+            last = self.capture();
+            cond(&last)
+        });
+        if !ok {
+            let ps = Command::new("sh")
+                .args(["-c", "ps aux | grep -v grep | grep -e scintigan -e tmux"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!("the dashboard never showed {what}; last screen:\n{last}\n{ps}");
+        }
+        last
+    }
+    fn alive(&self) -> bool {
+        self.cmd(&["has-session", "-t", "dash"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+/// Kill the project's daemon and workers when the test ends.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let marker = self.0.to_string_lossy().into_owned();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&marker) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// The runs-pane row of run `name`.
+fn run_row<'a>(screen: &'a str, name: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(&format!(" {name} ")))
+        .unwrap_or("")
+}
+
+#[test]
+fn the_dashboard_watches_pauses_detaches_and_reattaches_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = scratch("tui-tmux");
+    let _cleanup = Cleanup(dir.clone());
+    std::fs::create_dir_all(dir.join("configs")).expect("configs");
+    let tmux = Tmux {
+        socket: format!("scintigan-test-{}", std::process::id()),
+    };
+    // The dashboard starts the daemon; the config is queued and runs.
+    tmux.open(&dir);
+    write(
+        &dir.join("configs"),
+        "watch.toml",
+        &tiny_gan_config("watch", 300, ""),
+    );
+    tmux.wait_screen(60, "a running run with a loss chart", |s| {
+        run_row(s, "watch").contains("running") && s.contains("G and D loss") && s.contains('⣿')
+    });
+
+    tmux.keys("p");
+    tmux.wait_screen(30, "the run paused", |s| {
+        run_row(s, "watch").contains("paused")
+    });
+    tmux.keys("p");
+    tmux.wait_screen(30, "the run running again", |s| {
+        run_row(s, "watch").contains("running")
+    });
+
+    tmux.keys("q");
+    assert!(
+        wait_for(10, || !tmux.alive()),
+        "q did not end the dashboard"
+    );
+    let paths = Paths::new(&dir.join("runs"), &dir.join("configs"));
+    let run = only_run(&dir);
+    let status = run.status().expect("status");
+    assert!(
+        matches!(
+            status.state,
+            scintigan::store::RunState::Running | scintigan::store::RunState::Done
+        ),
+        "detaching stopped the run: {status:?}"
+    );
+    assert!(paths.recorded_pid().is_some(), "daemon gone after detach");
+
+    // Wait for the end, then attach again: the whole curve, to the last step.
+    assert!(
+        wait_for(180, || run
+            .status()
+            .is_ok_and(|s| s.state == scintigan::store::RunState::Done)),
+        "the run did not finish after the detach"
+    );
+    let last_step = gan_losses(&events(&run))
+        .last()
+        .map(|(s, _)| *s)
+        .expect("steps");
+    assert_eq!(last_step, 1800);
+    tmux.open(&dir);
+    // The chart's x axis runs to the last step, and the progress is full.
+    tmux.wait_screen(30, "the finished run's whole curve", |s| {
+        let row = run_row(s, "watch");
+        row.contains("done")
+            && row.contains("100%")
+            && s.contains("G and D loss")
+            && s.lines().any(|l| {
+                l.trim_end()
+                    .trim_end_matches('│')
+                    .trim_end()
+                    .ends_with("1800")
+                    && !l.contains("done")
+            })
+    });
+    let kinds: Vec<String> = events(&run)
+        .iter()
+        .filter_map(|r| match r.event {
+            scintigan::store::Event::Paused { .. } => Some("paused".to_string()),
+            scintigan::store::Event::Continued { .. } => Some("continued".to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["paused", "continued"]);
+    tmux.keys("q");
+}
