@@ -69,6 +69,7 @@ demo: build
 bench: libtorch
 	$(CARGO) bench --bench model_timing
 	$(CARGO) bench --bench daemon_throughput
+	$(CARGO) bench --bench tui
 
 clean:
 	cargo clean

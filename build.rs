@@ -22,6 +22,12 @@ fn main() {
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
     if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-search=native={lib_dir}");
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        // Only where tensors live: the light `scintigan` front must not load
+        // libtorch at all (start-up time and memory of the CLI, daemon and
+        // dashboard).
+        let force_cuda = "-Wl,--no-as-needed,-ltorch_cuda,--as-needed";
+        println!("cargo:rustc-link-arg-bin=scintigan-torch={force_cuda}");
+        println!("cargo:rustc-link-arg-tests={force_cuda}");
+        println!("cargo:rustc-link-arg-benches={force_cuda}");
     }
 }

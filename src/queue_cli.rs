@@ -2,11 +2,11 @@
 //! `resume`, `cancel`, `move`, `priority`, `retry`, `logs`, `events`,
 //! `submit`.
 
+use crate::daemon::client::{self, Client};
+use crate::daemon::protocol::{MoveTo, Reply, Request, RunInfo, Snapshot};
+use crate::daemon::{self, DaemonExit, Paths};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use scintigan::daemon::client::{self, Client};
-use scintigan::daemon::protocol::{MoveTo, Reply, Request, RunInfo, Snapshot};
-use scintigan::daemon::{self, DaemonExit, Paths};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -143,11 +143,11 @@ pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> 
         QueueCommand::Logs { run, follow, lines } => logs(&paths, run, *follow, *lines),
         QueueCommand::Events { run, follow } => events(&paths, run, *follow),
         QueueCommand::Tui => {
-            scintigan::tui::run_dashboard(&paths)?;
+            crate::tui::run_dashboard(&paths)?;
             Ok(ExitCode::SUCCESS)
         }
         QueueCommand::Export { run_dir, csv } => {
-            let n = scintigan::tui::export::export_run(run_dir, csv).map_err(anyhow::Error::msg)?;
+            let n = crate::tui::export::export_run(run_dir, csv).map_err(anyhow::Error::msg)?;
             println!("wrote {n} CSV files to {}", csv.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -153,7 +153,7 @@ pub struct DataSpec {
     pub split_seed: u64,
     /// Augmentation of the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub augment: Option<crate::data::augment::AugmentSpec>,
+    pub augment: Option<AugmentSpec>,
     /// Add the images a generate stage drew (`run:<stage or run>`) to the
     /// training split: the paper's GAN-balanced training sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -183,7 +183,7 @@ pub struct ModelSpec {
     /// MU-ACGAN: channels of each noise map injected into the encoder.
     pub scale_channels: usize,
     /// MU-ACGAN: the non-linearity inside Coordinate Attention.
-    pub ca_activation: crate::nn::attention::CaActivation,
+    pub ca_activation: CaActivation,
     /// Pretrained backbone weights (safetensors from `scintigan weights import`).
     #[serde(default, skip_serializing_if = "PretrainedWeights::is_none")]
     pub weights: PretrainedWeights,
@@ -337,5 +337,45 @@ impl<'de> Deserialize<'de> for DeviceChoice {
         let text = String::deserialize(d)?;
         Self::parse(&text)
             .ok_or_else(|| serde::de::Error::custom(format!("unknown device '{text}'")))
+    }
+}
+
+/// Augmentation of the training split (see `data::augment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AugmentSpec {
+    /// Images per original, the original included (1 = no augmentation).
+    pub factor: usize,
+    /// Rotation drawn uniformly from +- this many degrees.
+    pub rotation: f64,
+    /// Translation drawn uniformly from +- this many pixels, each axis.
+    pub translation: f64,
+    /// Mirror left-right with probability 1/2.
+    pub mirror: bool,
+    /// Poisson noise as if the image's brightest pixel held this many counts;
+    /// 0 turns it off.
+    pub poisson_counts: f64,
+    pub seed: u64,
+}
+
+/// The non-linearity after the squeeze: the paper says ReLU, the official
+/// code uses h-swish (`x * relu6(x + 3) / 6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CaActivation {
+    #[default]
+    #[serde(rename = "relu")]
+    Relu,
+    #[serde(rename = "h-swish")]
+    HSwish,
+}
+
+impl CaActivation {
+    pub const NAMES: &'static [&'static str] = &["relu", "h-swish"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "relu" => Some(Self::Relu),
+            "h-swish" => Some(Self::HSwish),
+            _ => None,
+        }
     }
 }

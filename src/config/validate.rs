@@ -3,8 +3,6 @@
 use super::error::{ConfigError, Source};
 use super::raw::{RawData, RawFile, RawModel, RawStage, RawTrain};
 use super::spec::*;
-use crate::data::augment::AugmentSpec;
-use crate::nn::attention::CaActivation;
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;

@@ -5,24 +5,9 @@
 //! 274 training images to 4110, `factor = 15`.
 
 use crate::rng::SplitMix64;
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AugmentSpec {
-    /// Images per original, the original included (1 = no augmentation).
-    pub factor: usize,
-    /// Rotation drawn uniformly from +- this many degrees.
-    pub rotation: f64,
-    /// Translation drawn uniformly from +- this many pixels, each axis.
-    pub translation: f64,
-    /// Mirror left-right with probability 1/2.
-    pub mirror: bool,
-    /// Poisson noise as if the image's brightest pixel held this many counts;
-    /// 0 turns it off.
-    pub poisson_counts: f64,
-    pub seed: u64,
-}
+pub use crate::config::AugmentSpec;
 
 /// One copy's transform.
 #[derive(Debug, Clone, Copy, PartialEq)]

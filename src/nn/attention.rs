@@ -8,37 +8,16 @@
 //! C channels and a sigmoid: `out = x * a_h * a_w`. No residual inside.
 
 use super::layers::{batch_norm2d, conv1x1};
-use serde::{Deserialize, Serialize};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-/// The non-linearity after the squeeze: the paper says ReLU, the official
-/// code uses h-swish (`x * relu6(x + 3) / 6`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum CaActivation {
-    #[default]
-    #[serde(rename = "relu")]
-    Relu,
-    #[serde(rename = "h-swish")]
-    HSwish,
-}
+pub use crate::config::CaActivation;
 
-impl CaActivation {
-    pub const NAMES: &'static [&'static str] = &["relu", "h-swish"];
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "relu" => Some(Self::Relu),
-            "h-swish" => Some(Self::HSwish),
-            _ => None,
-        }
-    }
-
-    pub fn apply(self, x: &Tensor) -> Tensor {
-        match self {
-            Self::Relu => x.relu(),
-            Self::HSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
-        }
+/// Apply the CA non-linearity.
+pub fn activate(activation: CaActivation, x: &Tensor) -> Tensor {
+    match activation {
+        CaActivation::Relu => x.relu(),
+        CaActivation::HSwish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
     }
 }
 
@@ -77,7 +56,7 @@ impl ModuleT for CoordAttention {
         let y = Tensor::cat(&[z_h, z_w], 2)
             .apply(&self.conv1)
             .apply_t(&self.bn1, train);
-        let y = self.activation.apply(&y);
+        let y = activate(self.activation, &y);
         let parts = y.split_with_sizes([h, w], 2);
         let a_h = parts[0].apply(&self.conv_h).sigmoid(); // [B, C, H, 1]
         let a_w = parts[1].permute([0, 1, 3, 2]).apply(&self.conv_w).sigmoid(); // [B, C, 1, W]
@@ -112,7 +91,7 @@ mod tests {
     #[test]
     fn h_swish_values() {
         let x = Tensor::from_slice(&[-4.0f32, -1.0, 0.0, 1.0, 4.0]);
-        let y = Vec::<f32>::try_from(CaActivation::HSwish.apply(&x)).unwrap();
+        let y = Vec::<f32>::try_from(activate(CaActivation::HSwish, &x)).unwrap();
         // x * relu6(x + 3) / 6 at -4, -1, 0, 1, 4
         let want = [0.0, -2.0 / 6.0, 0.0, 4.0 / 6.0, 4.0];
         for (a, b) in y.iter().zip(want) {

@@ -12,6 +12,7 @@ pub mod state;
 pub mod system;
 
 pub use app::App;
+pub use draw::draw;
 
 use crate::daemon::Paths;
 use crate::daemon::client::Client;
