@@ -536,6 +536,13 @@ impl Core {
         }
     }
 
+    /// Whether run `id` (in `status`) has a worker that still takes
+    /// requests: one that has recorded its end is only waiting to be reaped.
+    fn live(&self, id: &str, status: &Status) -> bool {
+        self.workers.contains_key(id)
+            && matches!(status.state, RunState::Running | RunState::Paused)
+    }
+
     fn request_control(&self, run: &RunDir, req: ControlRequest) -> Result<(), String> {
         req.write(&run.control_path())
             .map_err(|e| format!("{}: {e}", run.control_path().display()))
@@ -545,7 +552,7 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let mut status = run.status().map_err(|e| e.to_string())?;
-        if self.workers.contains_key(&id) {
+        if self.live(&id, &status) {
             self.request_control(
                 &run,
                 ControlRequest {
@@ -583,7 +590,7 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let mut status = run.status().map_err(|e| e.to_string())?;
-        if self.workers.contains_key(&id) {
+        if self.live(&id, &status) {
             self.request_control(&run, ControlRequest::default())?;
             return Ok(format!("{id}: resuming"));
         }
@@ -608,7 +615,8 @@ impl Core {
     pub fn cancel(&mut self, key: &str, now: bool) -> Reply {
         let run = self.resolve(key)?;
         let id = run.id();
-        if let Some(w) = self.workers.get(&id) {
+        let status = run.status().map_err(|e| e.to_string())?;
+        if let Some(w) = self.workers.get(&id).filter(|_| self.live(&id, &status)) {
             let pid = w.pid as i32;
             if now {
                 self.killed.insert(id.clone());
@@ -616,6 +624,9 @@ impl Core {
                 process::signal(pid, libc::SIGKILL);
                 return Ok(format!("{id}: worker {pid} killed"));
             }
+            // Through control.json only: a SIGTERM arriving after the worker
+            // already saw the request counts as a second Ctrl-C and ends it
+            // at once, without its checkpoint.
             self.request_control(
                 &run,
                 ControlRequest {
@@ -623,12 +634,11 @@ impl Core {
                     ..Default::default()
                 },
             )?;
-            process::signal(pid, libc::SIGTERM);
             return Ok(format!(
                 "{id}: stopping at the next step after a checkpoint"
             ));
         }
-        let mut status = run.status().map_err(|e| e.to_string())?;
+        let mut status = status;
         match status.state {
             RunState::Queued | RunState::Paused => {
                 status.state = RunState::Cancelled;
@@ -648,7 +658,7 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let mut status = run.status().map_err(|e| e.to_string())?;
-        if self.workers.contains_key(&id)
+        if self.live(&id, &status)
             || !matches!(status.state, RunState::Failed | RunState::Cancelled)
         {
             return Err(format!(
