@@ -27,7 +27,13 @@ fn gan_step(seq: u64, step: u64) -> EventRecord {
             stage: "gan".into(),
             epoch: 1 + step / 1000,
             step,
-            g_loss: 1.0 + (x * 0.001).sin() + if step % 99_991 == 0 { 5.0 } else { 0.0 },
+            g_loss: 1.0
+                + (x * 0.001).sin()
+                + if step.is_multiple_of(99_991) {
+                    5.0
+                } else {
+                    0.0
+                },
             d_loss: 0.7 + 0.1 * (x * 0.0003).cos(),
             d_real_acc: 0.5 + 0.4 * (x * 0.0001).sin(),
             d_fake_acc: 0.5,

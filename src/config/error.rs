@@ -50,7 +50,7 @@ impl Source<'_> {
 
     /// Turn a TOML parse error into a located error; its message keeps only
     /// the first line (toml adds a source excerpt after it).
-    pub fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+    pub fn locate_toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let message = err
             .message()
             .lines()

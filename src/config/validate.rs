@@ -49,7 +49,8 @@ impl Errors<'_> {
 
 /// Parse and validate one config text.
 pub fn parse(ctx: &Context<'_>) -> Result<RunSpec, Vec<ConfigError>> {
-    let raw: RawFile = toml::from_str(ctx.src.text).map_err(|e| vec![ctx.src.from_toml(&e)])?;
+    let raw: RawFile =
+        toml::from_str(ctx.src.text).map_err(|e| vec![ctx.src.locate_toml_error(&e)])?;
     let mut errs = Errors {
         src: ctx.src,
         list: Vec::new(),

@@ -69,14 +69,24 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         let (x, y) = (inner.x + (i % w) as u16, inner.y + (i / w) as u16);
         if let Some(cell) = buf.cell_mut((x, y)) {
             if app.color {
-                cell.set_char('▀')
-                    .set_fg(Color::Rgb(top, top, top))
-                    .set_bg(Color::Rgb(bottom, bottom, bottom));
+                cell.set_char('▀').set_fg(grey(top)).set_bg(grey(bottom));
             } else {
                 let v = (u16::from(top) + u16::from(bottom)) / 2;
                 cell.set_char(RAMP[(v as usize * (RAMP.len() - 1)) / 255]);
             }
         }
+    }
+}
+
+/// A grey level as a colour: 24-bit where the terminal says it has it
+/// (`COLORTERM=truecolor`), else the 24-step grey ramp of 256-colour
+/// terminals.
+fn grey(v: u8) -> Color {
+    let truecolor = std::env::var("COLORTERM").is_ok_and(|c| c == "truecolor" || c == "24bit");
+    if truecolor {
+        Color::Rgb(v, v, v)
+    } else {
+        Color::Indexed(232 + (u16::from(v) * 23 / 255) as u8)
     }
 }
 
