@@ -46,6 +46,12 @@ fn read_worker_log(cache: &mut LogCache, path: PathBuf) {
         last_t = t;
         cache.lines.push((t, level, msg));
     }
+    // Plain lines before the first timestamp take that one.
+    if let Some(first) = cache.lines.iter().map(|l| l.0).find(|t| *t > 0.0) {
+        for line in cache.lines.iter_mut().take_while(|l| l.0 == 0.0) {
+            line.0 = first;
+        }
+    }
 }
 
 /// `2026-11-25T21:02:29.011059Z  INFO target: message` -> (unix, level, rest).
