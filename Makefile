@@ -59,11 +59,17 @@ lint: libtorch
 	cargo fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-# Until the dashboard lands: the three-stage pipeline on synthetic phantoms,
-# headless, in runs/.
+# The four-stage pipeline on synthetic phantoms. On a terminal: queued
+# through the daemon (configs/demo-pipeline.toml) and watched in the
+# dashboard (q detaches; the run goes on). Without one (CI, pipes): in the
+# foreground, headless. Both write runs/.
 demo: build
 	$(BIN) check configs/examples/demo-pipeline.toml
-	$(BIN) run configs/examples/demo-pipeline.toml
+	@if [ -t 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then \
+		$(BIN) submit configs/examples/demo-pipeline.toml && $(BIN); \
+	else \
+		$(BIN) run configs/examples/demo-pipeline.toml; \
+	fi
 
 # Parameters and forward+backward time per model at 256x128 (see README).
 bench: libtorch

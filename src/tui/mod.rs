@@ -182,9 +182,10 @@ pub fn run_dashboard(paths: &Paths) -> anyhow::Result<()> {
         restore_terminal();
         default_hook(info);
     }));
+    // The alternate screen starts blank, so no clear (which would ask the
+    // terminal for the cursor position, and some never answer).
     let backend = ratatui::backend::CrosstermBackend::new(std::io::stdout());
     let mut terminal = ratatui::Terminal::new(backend)?;
-    terminal.clear()?;
 
     let frame_gap = Duration::from_millis(100);
     let mut last_draw = Instant::now() - frame_gap;
@@ -346,7 +347,12 @@ fn edit(
         .arg(path)
         .status();
     let _ = enter_terminal();
-    let _ = terminal.clear();
+    // A fresh terminal forgets the last frame, so the next draw is complete.
+    if let Ok(fresh) =
+        ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))
+    {
+        *terminal = fresh;
+    }
     match status {
         Ok(s) if s.success() => format!(
             "saved {}; the daemon re-queues it if it changed",
