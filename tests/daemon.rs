@@ -228,6 +228,40 @@ fn two_hundred_configs_are_each_enqueued_once_and_never_again_after_a_restart() 
         ids(&again),
         "the restart enqueued something again"
     );
+
+    // Editing a file whose run has not started replaces that run.
+    let old = again
+        .runs
+        .iter()
+        .find(|r| r.name == "q-005")
+        .expect("q-005")
+        .clone();
+    let edited = queue_config(5).replace("epochs = 1", "epochs = 2");
+    std::fs::write(configs.join("q-005.toml"), edited).expect("edit");
+    let mut now = Snapshot::default();
+    let replaced = wait_for(30, || {
+        std::thread::sleep(Duration::from_millis(100));
+        now = p.status();
+        now.runs.iter().any(|r| r.name == "q-005" && r.id != old.id)
+    });
+    assert!(replaced, "the edit was not picked up");
+    assert_eq!(
+        now.runs.len(),
+        180,
+        "an edit before the start replaces, never adds"
+    );
+    assert!(
+        !now.runs.iter().any(|r| r.id == old.id),
+        "the old run is gone"
+    );
+    let new = now.runs.iter().find(|r| r.name == "q-005").expect("q-005");
+    assert_eq!(new.position, old.position, "in the old run's place");
+    assert_eq!(
+        p.run_dir(&new.id).spec().expect("spec").stage[0]
+            .train
+            .epochs,
+        2
+    );
 }
 
 /// A tiny GAN run of 150 epochs x 6 steps with mid-epoch checkpoints every
@@ -659,15 +693,90 @@ fn sighup_to_the_clients_process_group_stops_no_run() {
     let running = p.wait_state("hup", "running", 30);
     std::thread::sleep(Duration::from_millis(2500));
     let daemon = p.daemon_pid().expect("daemon");
-    // The SSH link drops: SIGHUP to the whole process group.
-    signal(shell.id(), "-HUP");
-    let pgid = shell.id();
-    let _ = Command::new("kill")
-        .args(["-HUP", &format!("-{pgid}")])
-        .status();
+    // The SSH link drops: SIGHUP to the shell's whole process group (and
+    // only to it: checked to be the shell's own group, not the test's).
+    let pgid = shell.id() as libc::pid_t;
+    // SAFETY: getpgid/getpgrp/kill have no memory effects.
+    unsafe {
+        assert_eq!(libc::getpgid(pgid), pgid, "the shell leads its own group");
+        assert_ne!(libc::getpgrp(), pgid, "not the test's own group");
+        libc::kill(-pgid, libc::SIGHUP);
+    }
     let _ = shell.wait();
     assert!(alive(daemon), "the daemon died of the hang-up");
     let done = p.wait_state("hup", "done", 120);
     assert_eq!(done.id, running.id);
     assert_eq!(done.retries, 0, "the worker was not hit either");
+}
+
+#[test]
+fn a_dependent_run_waits_for_its_dependency_and_is_held_when_it_is_cancelled() {
+    let p = Project::new("daemon-after", "");
+    p.ok(&["daemon"]);
+    p.config("a.toml", &long_config("a", 3000));
+    p.wait_state("a", "running", 30);
+    let b =
+        tiny_gan_config("b", 1, "").replace("kind = \"gan\"", "kind = \"gan\"\nafter = [\"a\"]");
+    p.config("b.toml", &b);
+    let mut last = None;
+    let waiting = wait_for(30, || {
+        std::thread::sleep(Duration::from_millis(80));
+        last = p.run_named("b");
+        last.as_ref().is_some_and(|r| {
+            r.state == "queued"
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|x| x.starts_with("waiting for 'a'"))
+        })
+    });
+    assert!(waiting, "b does not say it waits for a: {last:?}");
+    p.ok(&["cancel", "a"]);
+    p.wait_state("a", "cancelled", 60);
+    let held = wait_for(30, || {
+        std::thread::sleep(Duration::from_millis(80));
+        last = p.run_named("b");
+        last.as_ref().is_some_and(|r| {
+            r.state == "queued"
+                && r.reason.as_deref().is_some_and(|x| {
+                    x.contains("held: dependency 'a'") && x.contains("is cancelled")
+                })
+        })
+    });
+    assert!(held, "b is not held with the reason: {last:?}");
+    // The status table shows the reason too.
+    assert!(p.ok(&["status"]).contains("held: dependency 'a'"));
+}
+
+#[test]
+fn a_frozen_worker_shows_as_stalled_and_recovers() {
+    let p = Project::new("daemon-stall", "stall_seconds = 3\n");
+    p.ok(&["daemon"]);
+    p.config("s.toml", &long_config("s", 3000));
+    let running = p.wait_state("s", "running", 30);
+    let run = p.run_dir(&running.id);
+    // Once the worker has written its pid and a heartbeat.
+    assert!(wait_for(30, || run
+        .status()
+        .is_ok_and(|s| s.pid.is_some() && s.heartbeat.is_some())));
+    let pid = run.status().expect("status").pid.expect("pid");
+    signal(pid, "-STOP");
+    let mut last = None;
+    let stalled = wait_for(30, || {
+        std::thread::sleep(Duration::from_millis(100));
+        last = p.run_named("s");
+        last.as_ref().is_some_and(|r| r.stalled)
+    });
+    let table = p.ok(&["status"]);
+    signal(pid, "-CONT");
+    assert!(
+        stalled,
+        "a stopped worker never showed as stalled: {last:?}"
+    );
+    assert!(table.contains("running (stalled)"), "{table}");
+    let recovered = wait_for(30, || {
+        std::thread::sleep(Duration::from_millis(100));
+        p.run_named("s")
+            .is_some_and(|r| !r.stalled && r.state == "running")
+    });
+    assert!(recovered, "the worker did not come back from the stall");
 }
