@@ -192,3 +192,43 @@ fn the_dashboard_watches_pauses_detaches_and_reattaches_in_tmux() {
     assert_eq!(kinds, ["paused", "continued"]);
     tmux.keys("q");
 }
+
+#[test]
+fn a_lost_daemon_shows_a_banner_and_the_dashboard_reconnects() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipped: tmux is not installed");
+        return;
+    }
+    let dir = scratch("tui-reconnect");
+    let _cleanup = Cleanup(dir.clone());
+    std::fs::create_dir_all(dir.join("configs")).expect("configs");
+    write(
+        &dir.join("configs"),
+        "short.toml",
+        &tiny_gan_config("short", 20, ""),
+    );
+    let tmux = Tmux {
+        socket: format!("scintigan-test-rc-{}", std::process::id()),
+    };
+    tmux.open(&dir);
+    tmux.wait_screen(60, "the finished run with its chart", |s| {
+        run_row(s, "short").contains("done") && s.contains("G and D loss")
+    });
+    let paths = Paths::new(&dir.join("runs"), &dir.join("configs"));
+    let daemon = paths.recorded_pid().expect("daemon pid");
+    let _ = Command::new("kill")
+        .args(["-KILL", &daemon.to_string()])
+        .status();
+    tmux.wait_screen(30, "the lost-connection banner", |s| {
+        s.contains("daemon connection lost")
+    });
+    // Any client starts a new daemon; the dashboard finds it by itself.
+    let out = run_in(&dir, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    tmux.wait_screen(30, "the dashboard reconnected with its chart", |s| {
+        !s.contains("daemon connection lost")
+            && run_row(s, "short").contains("done")
+            && s.contains("G and D loss")
+    });
+    tmux.keys("q");
+}
