@@ -780,3 +780,26 @@ fn a_frozen_worker_shows_as_stalled_and_recovers() {
     });
     assert!(recovered, "the worker did not come back from the stall");
 }
+
+#[test]
+fn daemon_stop_with_stop_runs_checkpoints_them_and_resume_continues() {
+    let p = Project::new("daemon-stop-runs", "");
+    p.ok(&["daemon"]);
+    p.config("st.toml", &long_config("st", 150));
+    let running = p.wait_state("st", "running", 30);
+    let run = p.run_dir(&running.id);
+    assert!(wait_for(60, || gan_losses(&events(&run)).len() > 30));
+    p.ok(&["daemon", "stop", "--stop-runs"]);
+    let status = run.status().expect("status");
+    assert_eq!(
+        status.state,
+        scintigan::store::RunState::Paused,
+        "{status:?}"
+    );
+    assert!(status.pid.is_none(), "the worker ended");
+    assert!(run.checkpoints().latest().expect("checkpoints").is_some());
+    // The next daemon leaves it paused until asked; resume finishes it.
+    p.ok(&["resume", "st"]);
+    p.wait_state("st", "done", 120);
+    assert_each_step_once(&events(&run), 900);
+}
