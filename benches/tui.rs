@@ -67,6 +67,7 @@ fn render_bench() {
             stage: Some("gan".into()),
             epoch: 1000,
             step: points,
+            stage_steps: points,
             retries: 0,
             config_file: None,
             created_at: 1.0e9,

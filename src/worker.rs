@@ -24,6 +24,8 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Hold at the next step boundary.
     pub pause: Arc<AtomicBool>,
+    /// Where the running stage is, for the heartbeat.
+    pub progress: Arc<train::Progress>,
 }
 
 /// How often the worker looks at `control.json`.
@@ -128,7 +130,8 @@ fn follow_control(run: &RunDir, control: &Control, finished: &AtomicBool) {
         }
         if beat.elapsed() >= HEARTBEAT_EVERY {
             beat = Instant::now();
-            if let Err(e) = store::Status::touch_heartbeat(&run.status_path()) {
+            let progress = control.progress.get();
+            if let Err(e) = store::Status::touch_heartbeat(&run.status_path(), progress) {
                 tracing::warn!("heartbeat: {e}");
             }
         }
@@ -228,11 +231,13 @@ fn execute_stages(
             recorder,
             stop: &control.stop,
             pause: &control.pause,
+            progress: &control.progress,
             resume: resume.take(),
             init,
         };
         match run_one_stage(&mut ctx, spec)? {
             StageOutcome::Finished { .. } => {
+                control.progress.total.store(0, Ordering::Relaxed);
                 status = run.status()?;
                 status.completed_stages.push(stage.name.clone());
                 status.write(&run.status_path())?;

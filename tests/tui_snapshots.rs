@@ -46,6 +46,7 @@ fn info(
         stage: Some("gan".into()),
         epoch: 10,
         step: 60,
+        stage_steps: 0,
         retries: 0,
         config_file: Some("demo.toml".into()),
         created_at: created,

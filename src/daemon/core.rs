@@ -805,6 +805,7 @@ impl Core {
                 stage: s.stage.clone(),
                 epoch: s.epoch,
                 step: s.step,
+                stage_steps: s.stage_steps,
                 retries: s.retries,
                 config_file,
                 created_at: s.created_at,

@@ -151,6 +151,10 @@ pub struct RunInfo {
     pub stage: Option<String>,
     pub epoch: u64,
     pub step: u64,
+    /// Steps of the current stage in all (0: unknown yet); `step` of it is
+    /// at most a few seconds old while the run is live.
+    #[serde(default)]
+    pub stage_steps: u64,
     pub retries: u32,
     pub config_file: Option<String>,
     pub created_at: f64,

@@ -56,6 +56,9 @@ pub struct Status {
     /// Times the daemon restarted a worker that died.
     #[serde(default)]
     pub retries: u32,
+    /// Optimizer steps of the current stage in all (0 until it starts).
+    #[serde(default)]
+    pub stage_steps: u64,
 }
 
 /// Serialises this process's writes of status files, so the worker's
@@ -79,6 +82,7 @@ impl Status {
             exit_reason: None,
             heartbeat: None,
             retries: 0,
+            stage_steps: 0,
         }
     }
 
@@ -98,10 +102,18 @@ impl Status {
     /// Refresh the heartbeat of the run at `path` if this process is its
     /// worker; read and write happen under one lock so no other change of
     /// this process is undone.
-    pub fn touch_heartbeat(path: &Path) -> Result<(), super::StoreError> {
+    /// With `progress` = (epoch, step, stage_steps) of the stage running,
+    /// also record where it is (between checkpoints).
+    pub fn touch_heartbeat(
+        path: &Path,
+        progress: Option<(u64, u64, u64)>,
+    ) -> Result<(), super::StoreError> {
         let _guard = WRITE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut status = Self::read(path)?;
         if status.pid == Some(std::process::id()) {
+            if let Some((epoch, step, total)) = progress {
+                (status.epoch, status.step, status.stage_steps) = (epoch, step, total);
+            }
             status.write_locked(path)?;
         }
         Ok(())

@@ -112,6 +112,30 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// Where the running stage is, shared with the worker's heartbeat thread
+/// (which records it in `status.json` every few seconds).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub epoch: std::sync::atomic::AtomicU64,
+    pub step: std::sync::atomic::AtomicU64,
+    /// Steps of the stage in all; 0 while no stage runs.
+    pub total: std::sync::atomic::AtomicU64,
+}
+
+impl Progress {
+    pub fn set(&self, epoch: u64, step: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.epoch.store(epoch, Relaxed);
+        self.step.store(step, Relaxed);
+    }
+    /// (epoch, step, total), when a stage runs.
+    pub fn get(&self) -> Option<(u64, u64, u64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let total = self.total.load(Relaxed);
+        (total > 0).then(|| (self.epoch.load(Relaxed), self.step.load(Relaxed), total))
+    }
+}
+
 /// Everything one stage needs from the worker.
 pub struct StageContext<'r, 'a> {
     pub run: &'r RunDir,
@@ -121,6 +145,7 @@ pub struct StageContext<'r, 'a> {
     pub stop: &'r AtomicBool,
     /// Hold at the next step boundary while set (unless `stop` is set).
     pub pause: &'r AtomicBool,
+    pub progress: &'r Progress,
     /// Continue from this checkpoint of this stage.
     pub resume: Option<(PathBuf, CheckpointState)>,
     /// Start from these weights (a `weights.safetensors`) instead of random.

@@ -107,6 +107,10 @@ pub fn run_stage(
         test_images: trainer.test_len() as u64,
     })?;
 
+    ctx.progress
+        .total
+        .store(epochs * steps_per_epoch, Ordering::Relaxed);
+    ctx.progress.set(first_epoch, step);
     let mut last_checkpoint = Instant::now();
     let mut window = (Instant::now(), 0usize);
     let timer = std::time::Duration::from_secs_f64(t.checkpoint_minutes * 60.0);
@@ -133,6 +137,7 @@ pub fn run_stage(
             let indices = Tensor::from_slice(chunk).to_device(ctx.device);
             trainer.train_step(&indices)?;
             step += 1;
+            ctx.progress.set(epoch, step);
             window.1 += chunk.len();
             if step % t.log_every as u64 == 0 {
                 let rate = window.1 as f64 / window.0.elapsed().as_secs_f64().max(1e-9);

@@ -64,8 +64,12 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         } else {
             r.state.clone()
         };
+        // From the run's events when the dashboard holds them, else from
+        // the daemon's list (status.json, a few seconds behind).
+        let listed = (r.stage_steps > 0).then(|| (r.step as f64 / r.stage_steps as f64).min(1.0));
         let progress = data
             .and_then(|d| d.stage_progress())
+            .or(listed)
             .map_or_else(|| "-".to_string(), |f| bar(f, 8));
         let (epoch, step) = data
             .and_then(|d| d.position.as_ref())
