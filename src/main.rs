@@ -32,15 +32,8 @@ const TORCH_COMMANDS: [&str; 9] = [
 #[derive(Parser)]
 #[command(name = "scintigan", version)]
 struct Cli {
-    #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
-    runs_dir: PathBuf,
-    #[arg(
-        long,
-        global = true,
-        default_value = "configs",
-        env = "SCINTIGAN_CONFIGS"
-    )]
-    configs_dir: PathBuf,
+    #[command(flatten)]
+    global: queue_cli::GlobalArgs,
     #[command(subcommand)]
     command: Option<queue_cli::QueueCommand>,
 }
@@ -80,10 +73,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         None => {
-            let paths = daemon::Paths::new(&cli.runs_dir, &cli.configs_dir);
+            let paths = daemon::Paths::new(&cli.global.runs_dir, &cli.global.configs_dir);
             tui::run_dashboard(&paths).map(|()| ExitCode::SUCCESS)
         }
-        Some(command) => queue_cli::dispatch(command, &cli.runs_dir, &cli.configs_dir),
+        Some(command) => {
+            queue_cli::dispatch(command, &cli.global.runs_dir, &cli.global.configs_dir)
+        }
     };
     match result {
         Ok(code) => code,

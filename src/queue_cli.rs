@@ -11,6 +11,36 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// The options every command takes, in both binaries.
+#[derive(clap::Args)]
+pub struct GlobalArgs {
+    /// The runs directory (the tool's database).
+    #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
+    pub runs_dir: std::path::PathBuf,
+    /// The watched folder of run configs (top-level *.toml) the daemon queues.
+    #[arg(
+        long,
+        global = true,
+        default_value = "configs",
+        env = "SCINTIGAN_CONFIGS"
+    )]
+    pub configs_dir: std::path::PathBuf,
+}
+
+/// Send this process's log (tracing) to `path`, appending.
+pub fn log_to_file(path: &Path) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+    Ok(())
+}
+
 #[derive(Subcommand)]
 pub enum QueueCommand {
     /// Start the daemon for the runs directory (detached), or stop it.
@@ -165,16 +195,7 @@ pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> 
 
 fn init_daemon_logging(paths: &Paths) -> Result<()> {
     paths.make_private_dir()?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.log_file())
-        .with_context(|| format!("cannot open {}", paths.log_file().display()))?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init();
-    Ok(())
+    log_to_file(&paths.log_file())
 }
 
 fn daemon_command(

@@ -24,17 +24,8 @@ use std::sync::Arc;
     about = "Train and watch MU-ACGAN bone-scan classification runs from a terminal"
 )]
 struct Cli {
-    /// The runs directory (the tool's database).
-    #[arg(long, global = true, default_value = "runs", env = "SCINTIGAN_RUNS")]
-    runs_dir: PathBuf,
-    /// The watched folder of run configs (top-level *.toml) the daemon queues.
-    #[arg(
-        long,
-        global = true,
-        default_value = "configs",
-        env = "SCINTIGAN_CONFIGS"
-    )]
-    configs_dir: PathBuf,
+    #[command(flatten)]
+    global: queue_cli::GlobalArgs,
     /// With no command: the dashboard.
     #[command(subcommand)]
     command: Option<Command>,
@@ -173,7 +164,7 @@ enum WeightsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = &cli.command else {
-        let paths = scintigan::daemon::Paths::new(&cli.runs_dir, &cli.configs_dir);
+        let paths = scintigan::daemon::Paths::new(&cli.global.runs_dir, &cli.global.configs_dir);
         return match scintigan::tui::run_dashboard(&paths) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -183,9 +174,9 @@ fn main() -> ExitCode {
         };
     };
     let result = match command {
-        Command::Check { files } => check(files, &cli.runs_dir),
-        Command::Run { target, resume } => run(target, *resume, &cli.runs_dir, true),
-        Command::Worker { run_dir } => run(run_dir, true, &cli.runs_dir, false),
+        Command::Check { files } => check(files, &cli.global.runs_dir),
+        Command::Run { target, resume } => run(target, *resume, &cli.global.runs_dir, true),
+        Command::Worker { run_dir } => run(run_dir, true, &cli.global.runs_dir, false),
         Command::Weights {
             action: WeightsAction::Import { file, arch, out },
         } => weights_import(file, arch, out),
@@ -225,7 +216,7 @@ fn main() -> ExitCode {
                     json,
                 },
         } => model_summary(arch, size, *classes, *json),
-        Command::Queue(q) => queue_cli::dispatch(q, &cli.runs_dir, &cli.configs_dir),
+        Command::Queue(q) => queue_cli::dispatch(q, &cli.global.runs_dir, &cli.global.configs_dir),
     };
     match result {
         Ok(code) => code,
@@ -345,16 +336,7 @@ fn newest_unfinished(runs_dir: &Path, name: &str) -> Option<RunDir> {
 
 /// The worker's log goes to `worker.log` in the run directory.
 fn init_logging(run: &RunDir) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.log_path())
-        .with_context(|| format!("cannot open {}", run.log_path().display()))?;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::sync::Mutex::new(file))
-        .with_ansi(false)
-        .try_init();
-    Ok(())
+    queue_cli::log_to_file(&run.log_path())
 }
 
 fn weights_import(file: &Path, arch: &str, out: &Path) -> Result<ExitCode> {

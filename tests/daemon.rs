@@ -96,20 +96,7 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         // Every process working in this project: its daemon and workers.
-        let marker = self.dir.to_string_lossy().into_owned();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&marker) {
-                signal(pid, "-KILL");
-            }
-        }
+        kill_processes_mentioning(&self.dir);
     }
 }
 

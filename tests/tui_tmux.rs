@@ -78,22 +78,7 @@ struct Cleanup(std::path::PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let marker = self.0.to_string_lossy().into_owned();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|p| p.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&marker) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
-        }
+        kill_processes_mentioning(&self.0);
     }
 }
 

@@ -41,6 +41,12 @@ pub struct Core {
     killed: BTreeSet<String>,
     /// The worker executable (this binary).
     exe: PathBuf,
+    /// GPUs to hand out, read once at start.
+    gpus: usize,
+    /// Something that may let a queued run start happened since the last
+    /// look (the look reads every run's status and frozen config).
+    queue_changed: bool,
+    last_start_check: std::time::Instant,
 }
 
 pub type Reply = Result<String, String>;
@@ -51,6 +57,7 @@ pub const UNDER_DAEMON: &str = "SCINTIGAN_UNDER_DAEMON";
 impl Core {
     pub fn new(paths: Paths, settings: Settings) -> Result<Self, String> {
         let state = QueueState::load(&paths.state_file())?;
+        let gpus = settings.gpu_count();
         let exe =
             std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
         Ok(Self {
@@ -62,7 +69,15 @@ impl Core {
             held: BTreeMap::new(),
             killed: BTreeSet::new(),
             exe,
+            gpus,
+            queue_changed: true,
+            last_start_check: std::time::Instant::now(),
         })
+    }
+
+    /// A request or event may have made a queued run startable.
+    pub fn mark_changed(&mut self) {
+        self.queue_changed = true;
     }
 
     fn save(&self) {
@@ -201,6 +216,7 @@ impl Core {
             },
         );
         self.state.enqueued.insert(format!("{name}:{hash}"));
+        self.queue_changed = true;
         Ok(())
     }
 
@@ -264,8 +280,15 @@ impl Core {
             self.state.workers.remove(&id);
             self.worker_ended(&id, how);
             self.save();
+            self.queue_changed = true;
         }
-        self.start_ready();
+        // Also every few seconds, for changes made outside the daemon (a
+        // dependency finished by `scintigan run`, a status edited by hand).
+        if self.queue_changed || self.last_start_check.elapsed() >= Duration::from_secs(2) {
+            self.queue_changed = false;
+            self.last_start_check = std::time::Instant::now();
+            self.start_ready();
+        }
     }
 
     /// A worker of run `id` is gone: if it recorded how it ended, that
@@ -336,7 +359,7 @@ impl Core {
             .execution_order()
             .first()
             .map(|&i| spec.stage[i].train.device);
-        let gpus = self.settings.gpu_count();
+        let gpus = self.gpus;
         match first.unwrap_or(config::DeviceChoice::Auto) {
             config::DeviceChoice::Cpu => Some(Slot::Cpu).filter(|s| self.slot_free(*s)),
             config::DeviceChoice::Cuda(n) => Some(Slot::Gpu(n)).filter(|s| self.slot_free(*s)),
@@ -348,8 +371,7 @@ impl Core {
     }
 
     fn any_slot_free(&self) -> bool {
-        self.slot_free(Slot::Cpu)
-            || (0..self.settings.gpu_count()).any(|g| self.slot_free(Slot::Gpu(g)))
+        self.slot_free(Slot::Cpu) || (0..self.gpus).any(|g| self.slot_free(Slot::Gpu(g)))
     }
 
     /// Why run `spec` must wait for its dependencies, if it must.

@@ -334,6 +334,7 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) {
 fn handle(shared: &Shared, request: Request) -> Reply {
     let result = {
         let mut core = shared.core();
+        core.mark_changed();
         match request {
             Request::List => return Reply::List(core.snapshot()),
             Request::Pause { run, release } => core.pause(&run, release),

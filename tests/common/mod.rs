@@ -82,6 +82,27 @@ pub fn gan_losses(records: &[EventRecord]) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// Kill (SIGKILL) every process but this one whose command line mentions
+/// `dir`: a test project's daemon and workers, whatever state they are in.
+pub fn kill_processes_mentioning(dir: &Path) {
+    let marker = dir.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains(&marker) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
 /// Poll `cond` every 20 ms for up to `secs` seconds.
 pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
