@@ -25,8 +25,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Commands that need libtorch (and `--help`, whose full text lives there).
-const TORCH_COMMANDS: [&str; 9] = [
-    "check", "run", "worker", "bench", "model", "eval", "gradcam", "weights", "help",
+const TORCH_COMMANDS: [&str; 10] = [
+    "check", "run", "worker", "bench", "model", "eval", "gradcam", "weights", "data", "help",
 ];
 
 #[derive(Parser)]

@@ -1,6 +1,7 @@
 //! `scintigan-torch`: every command, libtorch linked. The light `scintigan`
 //! front hands it the training, evaluation and model commands.
 
+mod data_cli;
 mod progress;
 mod queue_cli;
 
@@ -120,6 +121,11 @@ enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    /// Data sets: synthetic phantoms, DICOM ingestion, contact sheets.
+    Data {
+        #[command(subcommand)]
+        action: data_cli::DataAction,
+    },
     #[command(flatten)]
     Queue(queue_cli::QueueCommand),
 }
@@ -216,6 +222,7 @@ fn main() -> ExitCode {
                     json,
                 },
         } => model_summary(arch, size, *classes, *json),
+        Command::Data { action } => data_cli::dispatch(action),
         Command::Queue(q) => queue_cli::dispatch(q, &cli.global.runs_dir, &cli.global.configs_dir),
     };
     match result {

@@ -81,6 +81,7 @@ pub fn load_class_folders_with(
                 pixels: read_gray_resized(&file, h, w)?,
                 class,
                 name: file.display().to_string(),
+                patient: file.display().to_string(),
             });
         }
     }

@@ -2,8 +2,11 @@
 //! class into train and test, as tensors.
 
 pub mod augment;
+pub mod dicom;
 pub mod folder;
+pub mod ingest;
 pub mod phantom;
+pub mod prep;
 
 use crate::config::{DataSource, DataSpec};
 use crate::rng::SplitMix64;
@@ -63,6 +66,10 @@ pub struct Item {
     pub class: usize,
     /// Where it came from: a file path, or `phantom:<class>/<index>`.
     pub name: String,
+    /// Which patient it shows (a pseudonymous key): the views of one
+    /// patient always land in the same split. Images without patient
+    /// information are their own patient.
+    pub patient: String,
 }
 
 /// Load the data a stage's `[data]` section describes, split it, and
@@ -84,17 +91,34 @@ pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
                     .get(class)
                     .copied()
                     .unwrap_or(spec.per_class);
-                for i in 0..count as u64 {
-                    let canvas = if spec.source == DataSource::PhantomBone {
-                        phantom::bone_scan(h, w, class % 3, spec.split_seed, i)
-                    } else {
-                        phantom::chest_xray(h, w, class % 4, spec.split_seed, i)
-                    };
-                    items.push(Item {
-                        pixels: canvas.pixels,
-                        class,
-                        name: format!("phantom:{class_name}/{i}"),
-                    });
+                if spec.source == DataSource::PhantomBone {
+                    // Two views per patient; an odd count ends on an
+                    // anterior view alone.
+                    for p in 0..count.div_ceil(2) as u64 {
+                        let views = phantom::bone_views(h, w, class % 3, spec.split_seed, p);
+                        for (v, canvas) in views.into_iter().enumerate() {
+                            if 2 * p as usize + v >= count {
+                                break;
+                            }
+                            let view = ["anterior", "posterior"][v];
+                            items.push(Item {
+                                pixels: canvas.pixels,
+                                class,
+                                name: format!("phantom:{class_name}/{p}/{view}"),
+                                patient: format!("{class_name}-{p}"),
+                            });
+                        }
+                    }
+                } else {
+                    for i in 0..count as u64 {
+                        let canvas = phantom::chest_xray(h, w, class % 4, spec.split_seed, i);
+                        items.push(Item {
+                            pixels: canvas.pixels,
+                            class,
+                            name: format!("phantom:{class_name}/{i}"),
+                            patient: format!("{class_name}-{i}"),
+                        });
+                    }
                 }
             }
             items
@@ -155,27 +179,40 @@ pub fn augment_train(mut split: Split, spec: &DataSpec) -> Split {
     split
 }
 
-/// Stratified split: in each class, a seeded shuffle, then the first
-/// `round(n * test_fraction)` images (at least one when the fraction is
-/// positive and the class has two or more) go to test.
+/// Split per patient, stratified by class: the patients of each class (a
+/// patient's class is that of its first image) are shuffled with a seeded
+/// stream, the first `round(n * test_fraction)` of them (at least one when
+/// the fraction is positive and the class has two or more patients) go to
+/// test with every one of their images, the rest to train.
 fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &DataSpec) -> Split {
+    // Patients in order of first appearance, with their images.
+    let mut patients: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = *index.entry(item.patient.as_str()).or_insert_with(|| {
+            patients.push((item.class, Vec::new()));
+            patients.len() - 1
+        });
+        patients[k].1.push(i);
+    }
     let mut train = Vec::new();
     let mut test = Vec::new();
     for class in 0..classes.len() {
-        let idx: Vec<usize> = (0..items.len())
-            .filter(|&i| items[i].class == class)
+        let of_class: Vec<usize> = (0..patients.len())
+            .filter(|&p| patients[p].0 == class)
             .collect();
-        let order =
-            SplitMix64::derive(spec.split_seed, 0x5EED_0000 + class as u64).permutation(idx.len());
-        let mut n_test = (idx.len() as f64 * spec.test_fraction).round() as usize;
-        if spec.test_fraction > 0.0 && n_test == 0 && idx.len() >= 2 {
+        let order = SplitMix64::derive(spec.split_seed, 0x5EED_0000 + class as u64)
+            .permutation(of_class.len());
+        let mut n_test = (of_class.len() as f64 * spec.test_fraction).round() as usize;
+        if spec.test_fraction > 0.0 && n_test == 0 && of_class.len() >= 2 {
             n_test = 1;
         }
         for (k, &o) in order.iter().enumerate() {
+            let images = &patients[of_class[o]].1;
             if k < n_test {
-                test.push(idx[o]);
+                test.extend_from_slice(images);
             } else {
-                train.push(idx[o]);
+                train.extend_from_slice(images);
             }
         }
     }

@@ -7,6 +7,10 @@
 //! size works, tall whole-body frames included. Bone scans get Poisson
 //! counting noise like a gamma camera's.
 
+pub mod bone;
+pub mod write;
+
+use super::prep::{Plane, Window, normalise};
 use crate::rng::SplitMix64;
 
 /// A grayscale image, row-major, values in [0, 1] after [`Canvas::finish`].
@@ -114,99 +118,28 @@ impl Canvas {
     }
 }
 
-/// A whole-body anterior bone scan of class 0 healthy, 1 metastasis or
+/// Patient `index`'s anterior and posterior views, each through the
+/// default percentile window into [0, 1] (what ingestion makes of the
+/// phantom's DICOM files, without the crop: the body already fills the
+/// frame). See [`bone::bone_patient`].
+pub fn bone_views(height: usize, width: usize, class: usize, seed: u64, index: u64) -> [Canvas; 2] {
+    let patient = bone::bone_patient(height, width, class, seed, index);
+    [patient.anterior, patient.posterior].map(|c| {
+        let mut plane = Plane::new(c.height, c.width, c.pixels);
+        normalise(&mut plane, Window::default());
+        Canvas {
+            height: plane.height,
+            width: plane.width,
+            pixels: plane.pixels,
+        }
+    })
+}
+
+/// The anterior view of [`bone_views`]: class 0 healthy, 1 metastasis,
 /// 2 benign.
 pub fn bone_scan(height: usize, width: usize, class: usize, seed: u64, index: u64) -> Canvas {
-    let mut rng = SplitMix64::derive(seed, (class as u64) << 32 | index);
-    let mut c = Canvas::new(height, width);
-    // Patient variation: body width, vertical offset, bone uptake, soft tissue.
-    let s = rng.uniform(0.85, 1.1);
-    let dv = rng.uniform(-0.02, 0.02);
-    let bone = rng.uniform(0.45, 0.6);
-    let soft = rng.uniform(0.05, 0.1);
-    let v = |y: f64| (y + dv).clamp(0.0, 1.0);
-    // Soft tissue silhouette.
-    c.ellipse(0.5, v(0.07), 0.09 * s, 0.055, soft);
-    c.ellipse(0.5, v(0.33), 0.24 * s, 0.2, soft);
-    for side in [-1.0, 1.0] {
-        c.ellipse(0.5 + side * 0.1 * s, v(0.75), 0.09 * s, 0.24, soft);
-        c.ellipse(0.5 + side * 0.3 * s, v(0.35), 0.05 * s, 0.18, soft);
-    }
-    // Skeleton: skull, spine, ribs, pelvis, limbs.
-    c.ellipse(0.5, v(0.065), 0.08 * s, 0.05, bone * 0.7);
-    c.line((0.5, v(0.13)), (0.5, v(0.5)), 0.018, bone);
-    for i in 0..10 {
-        let y = 0.17 + 0.028 * i as f64;
-        for side in [-1.0, 1.0] {
-            c.line(
-                (0.5 + side * 0.025, v(y)),
-                (0.5 + side * 0.17 * s, v(y + 0.03)),
-                0.008,
-                bone * 0.45,
-            );
-        }
-    }
-    for side in [-1.0, 1.0] {
-        c.line(
-            (0.5, v(0.5)),
-            (0.5 + side * 0.15 * s, v(0.46)),
-            0.02,
-            bone * 0.8,
-        ); // iliac wing
-        c.line(
-            (0.5 + side * 0.1 * s, v(0.53)),
-            (0.5 + side * 0.1 * s, v(0.74)),
-            0.014,
-            bone * 0.8,
-        ); // femur
-        c.line(
-            (0.5 + side * 0.1 * s, v(0.76)),
-            (0.5 + side * 0.1 * s, v(0.97)),
-            0.012,
-            bone * 0.7,
-        ); // tibia
-        c.line(
-            (0.5 + side * 0.2 * s, v(0.17)),
-            (0.5 + side * 0.3 * s, v(0.35)),
-            0.011,
-            bone * 0.6,
-        ); // humerus
-        c.line(
-            (0.5 + side * 0.06, v(0.15)),
-            (0.5 + side * 0.2 * s, v(0.16)),
-            0.01,
-            bone * 0.6,
-        ); // clavicle
-    }
-    c.blob(0.5, v(0.55), 0.03, 0.8); // bladder: physiological, every class
-    match class {
-        1 => {
-            // Metastases: several hot spots on the axial skeleton.
-            for _ in 0..3 + rng.below(5) {
-                let (u, y) = match rng.below(3) {
-                    0 => (0.5, rng.uniform(0.15, 0.5)),
-                    1 => (0.5 + rng.uniform(-0.17, 0.17) * s, rng.uniform(0.18, 0.45)),
-                    _ => (0.5 + rng.uniform(-0.14, 0.14) * s, rng.uniform(0.45, 0.52)),
-                };
-                c.blob(u, v(y), rng.uniform(0.012, 0.025), rng.uniform(0.7, 1.0));
-            }
-        }
-        2 => {
-            // Benign: one or two moderate spots at joints (degenerative change).
-            for _ in 0..1 + rng.below(2) {
-                let side = if rng.below(2) == 0 { -1.0 } else { 1.0 };
-                let (u, y) = match rng.below(3) {
-                    0 => (0.5 + side * 0.1 * s, 0.75),  // knee
-                    1 => (0.5 + side * 0.2 * s, 0.165), // shoulder
-                    _ => (0.5 + side * 0.1 * s, 0.97),  // ankle
-                };
-                c.blob(u, v(y), rng.uniform(0.015, 0.022), rng.uniform(0.5, 0.75));
-            }
-        }
-        _ => {}
-    }
-    c.poisson_noise(rng.uniform(40.0, 80.0), &mut rng);
-    c
+    let [anterior, _] = bone_views(height, width, class, seed, index);
+    anterior
 }
 
 /// A frontal chest X-ray of class 0 COVID, 1 Lung_Opacity, 2 Normal or
@@ -290,7 +223,7 @@ mod tests {
         for class in 0..3 {
             let img = bone_scan(64, 32, class, 1, 0);
             let max = img.pixels.iter().copied().fold(0.0, f32::max);
-            assert!((max - 1.0).abs() < 1e-6);
+            assert_eq!(max, 1.0, "the hottest pixels saturate");
             assert!(img.pixels.iter().all(|p| (0.0..=1.0).contains(p)));
         }
         for class in 0..4 {

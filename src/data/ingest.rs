@@ -1,0 +1,489 @@
+//! `scintigan data ingest`: a tree of DICOM files to cropped, windowed,
+//! resized 16-bit PNGs with a manifest, every skipped file listed with its
+//! reason.
+//!
+//! Per view: crop to the body ([`prep::body_box`] on the modality values),
+//! window the crop ([`prep::normalise`], percentiles 1 and 99.5 by default),
+//! resize keeping the aspect ratio and pad ([`prep::resize_pad`]).
+//!
+//! Privacy: the raw PatientID is read from each file, hashed with a salt
+//! (SHA-256 of salt and ID, first 12 hex digits) and dropped. The salt is
+//! made once, kept in `OUT/.patient-salt` (mode 0600) beside the data and
+//! reused, so a re-ingest gives the same keys; it never goes into runs.
+//! PNG names, the manifest and everything downstream see only the key.
+
+use super::dicom::{self, SkipReason, View};
+use super::prep::{self, Plane, Window};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("{path}:{line}: {message}")]
+    Labels {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> IngestError + '_ {
+    move |e| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// `[height, width]` of the PNGs.
+    pub size: [usize; 2],
+    pub window: Window,
+    /// CSV with `patient_id` and `class` columns (header row required).
+    pub labels: Option<PathBuf>,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            size: [1024, 256],
+            window: Window::default(),
+            labels: None,
+        }
+    }
+}
+
+/// One written image (a manifest row).
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub patient: String,
+    pub view: String,
+    pub class: String,
+    /// Relative to the output folder.
+    pub file: String,
+    /// Relative to the DICOM folder (private: written to `sources.csv`
+    /// only; the manifest names it by [`Ingested::source_key`]).
+    pub source: String,
+    /// `s` and 12 hex digits of the salted hash of `source`.
+    pub source_key: String,
+    pub crop: prep::CropBox,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    pub images: Vec<Ingested>,
+    pub skipped: Vec<(String, String)>,
+    pub patients: usize,
+    /// Patients whose ID the labels file does not list (class left empty).
+    pub unlabelled: usize,
+    /// Label rows whose patient appeared in no file.
+    pub labels_unused: usize,
+}
+
+/// The salted patient key. The salt is read from `out/.patient-salt`, or
+/// made from the OS's random source and written there.
+pub struct Pseudonymiser {
+    salt: Vec<u8>,
+}
+
+impl Pseudonymiser {
+    pub fn open(out: &Path) -> Result<Self, IngestError> {
+        let path = out.join(".patient-salt");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let salt = text.trim().as_bytes().to_vec();
+            if salt.len() >= 32 {
+                return Ok(Self { salt });
+            }
+        }
+        let mut bytes = [0u8; 16];
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(io(Path::new("/dev/urandom")))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, format!("{hex}\n")).map_err(io(&path))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(io(&path))?;
+        }
+        Ok(Self {
+            salt: hex.into_bytes(),
+        })
+    }
+
+    /// `p` and the first 12 hex digits of SHA-256(salt, ":", id).
+    pub fn key(&self, patient_id: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(&self.salt);
+        h.update(b":");
+        h.update(patient_id.as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        format!("p{hex}")
+    }
+}
+
+/// Every regular file under `root`, sorted, not following symbolic links
+/// to folders, skipping hidden entries.
+fn walk(root: &Path) -> Result<Vec<PathBuf>, IngestError> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(io(&dir))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Labels: raw patient ID -> class, from a CSV with a header naming
+/// `patient_id` (or `patient`) and `class` (or `label`) columns.
+fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let bad = |line: usize, message: String| IngestError::Labels {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let Some((_, header)) = lines.next() else {
+        return Err(bad(
+            1,
+            "empty labels file; expected a header row 'patient_id,class'".into(),
+        ));
+    };
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let (Some(pid), Some(cls)) = (find(&["patient_id", "patient"]), find(&["class", "label"]))
+    else {
+        return Err(bad(
+            1,
+            format!("header '{header}' lacks the columns; expected 'patient_id' and 'class'"),
+        ));
+    };
+    let mut labels = HashMap::new();
+    for (i, line) in lines {
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (Some(id), Some(class)) = (fields.get(pid), fields.get(cls)) else {
+            return Err(bad(
+                i + 1,
+                format!(
+                    "{} fields; expected at least {}",
+                    fields.len(),
+                    pid.max(cls) + 1
+                ),
+            ));
+        };
+        if id.is_empty() || class.is_empty() {
+            return Err(bad(i + 1, "empty patient_id or class".into()));
+        }
+        labels.insert(id.to_string(), class.to_string());
+    }
+    Ok(labels)
+}
+
+/// One decoded file split into its views.
+struct FileViews {
+    patient_id: String,
+    views: Vec<(Option<View>, Plane)>,
+}
+
+/// Frames to views: two frames are two views; one frame wider than 3/8 of
+/// its height holds two views side by side (left anterior, right
+/// posterior); one tall frame is one view.
+fn views_of(image: dicom::DicomImage, source: String) -> Result<FileViews, SkipReason> {
+    let patient_id = image.patient_id.clone().unwrap_or_else(|| {
+        // No PatientID: the folder holding the file stands for the patient.
+        Path::new(&source)
+            .parent()
+            .map(|p| format!("folder:{}", p.display()))
+            .unwrap_or_else(|| format!("file:{source}"))
+    });
+    let views = match image.frames.len() {
+        1 => {
+            let frame = image
+                .frames
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Plane::zeros(1, 1));
+            if frame.width * 8 > frame.height * 3 {
+                let (l, r) = prep::split_side_by_side(&frame);
+                vec![(Some(View::Anterior), l), (Some(View::Posterior), r)]
+            } else {
+                vec![(image.views[0], frame)]
+            }
+        }
+        2 => {
+            let mut views: Vec<Option<View>> = image.views.clone();
+            if views.iter().all(Option::is_none) {
+                // Dual-head convention: detector 1 anterior, 2 posterior.
+                views = vec![Some(View::Anterior), Some(View::Posterior)];
+            }
+            views.into_iter().zip(image.frames).collect()
+        }
+        n => {
+            return Err(SkipReason::Decode(format!(
+                "{n} frames; expected 1 (one view, or two side by side) or 2 (anterior and posterior)"
+            )));
+        }
+    };
+    Ok(FileViews { patient_id, views })
+}
+
+/// Crop, window and resize one view to 16-bit pixels.
+pub fn prepare_view(plane: &Plane, size: [usize; 2], window: Window) -> (Vec<u16>, prep::CropBox) {
+    let crop = prep::body_box(plane);
+    let mut body = plane.crop(crop);
+    prep::normalise(&mut body, window);
+    let out = prep::resize_pad(&body, size[0], size[1]);
+    let pixels = out
+        .pixels
+        .iter()
+        .map(|&p| (p.clamp(0.0, 1.0) * 65535.0).round() as u16)
+        .collect();
+    (pixels, crop)
+}
+
+/// Ingest every DICOM file under `dicom_dir` into `out`.
+pub fn ingest(
+    dicom_dir: &Path,
+    out: &Path,
+    opts: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    if !dicom_dir.is_dir() {
+        return Err(IngestError::Io {
+            path: dicom_dir.to_path_buf(),
+            message: "not a folder; expected a folder of DICOM files".into(),
+        });
+    }
+    let labels = match &opts.labels {
+        Some(p) => Some(read_labels(p)?),
+        None => None,
+    };
+    let images_dir = out.join("images");
+    std::fs::create_dir_all(&images_dir).map_err(io(&images_dir))?;
+    let keys = Pseudonymiser::open(out)?;
+    let files = walk(dicom_dir)?;
+    let mut report = IngestReport::default();
+    let relative = |p: &Path| p.strip_prefix(dicom_dir).unwrap_or(p).display().to_string();
+    // Decode and prepare on every core, a chunk at a time; write in order.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    type Prepared = Result<(String, Vec<(Option<View>, Vec<u16>, prep::CropBox)>), SkipReason>;
+    let mut by_patient: BTreeMap<String, Vec<(String, Option<View>, Vec<u16>, prep::CropBox)>> =
+        BTreeMap::new();
+    let mut raw_ids: HashMap<String, String> = HashMap::new();
+    for chunk in files.chunks(threads * 4) {
+        let results: Vec<Prepared> = std::thread::scope(|s| {
+            let per = chunk.len().div_ceil(threads);
+            let handles: Vec<_> = chunk
+                .chunks(per.max(1))
+                .map(|part| {
+                    s.spawn(|| {
+                        part.iter()
+                            .map(|path| {
+                                let image = dicom::read(path)?;
+                                let fv = views_of(image, relative(path))?;
+                                let views = fv
+                                    .views
+                                    .iter()
+                                    .map(|(v, plane)| {
+                                        let (px, crop) =
+                                            prepare_view(plane, opts.size, opts.window);
+                                        (*v, px, crop)
+                                    })
+                                    .collect();
+                                Ok((fv.patient_id, views))
+                            })
+                            .collect::<Vec<Prepared>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(SkipReason::Decode("decoder panicked".into()))]
+                    })
+                })
+                .collect()
+        });
+        for (path, result) in chunk.iter().zip(results) {
+            match result {
+                Ok((patient_id, views)) => {
+                    let key = keys.key(&patient_id);
+                    raw_ids.insert(key.clone(), patient_id);
+                    let entry = by_patient.entry(key).or_default();
+                    for (view, px, crop) in views {
+                        entry.push((relative(path), view, px, crop));
+                    }
+                }
+                Err(reason) => report.skipped.push((relative(path), reason.to_string())),
+            }
+        }
+    }
+    let mut used_labels = std::collections::HashSet::new();
+    for (key, views) in by_patient {
+        let raw = raw_ids.get(&key).map(String::as_str).unwrap_or("");
+        let class = match &labels {
+            Some(l) => match l.get(raw) {
+                Some(c) => {
+                    used_labels.insert(raw.to_string());
+                    c.clone()
+                }
+                None => {
+                    report.unlabelled += 1;
+                    String::new()
+                }
+            },
+            None => String::new(),
+        };
+        report.patients += 1;
+        let mut taken: HashMap<String, usize> = HashMap::new();
+        for (source, view, pixels, crop) in views {
+            let view_name = view.map_or("unknown", View::as_str).to_string();
+            let n = taken.entry(view_name.clone()).or_insert(0);
+            *n += 1;
+            let file = if *n == 1 {
+                format!("images/{key}_{view_name}.png")
+            } else {
+                format!("images/{key}_{view_name}_{n}.png")
+            };
+            let path = out.join(&file);
+            write_png16(&path, &pixels, opts.size)?;
+            report.images.push(Ingested {
+                patient: key.clone(),
+                view: view_name,
+                class: class.clone(),
+                file,
+                source_key: keys.key(&source).replacen('p', "s", 1),
+                source,
+                crop,
+            });
+        }
+    }
+    if let Some(l) = &labels {
+        report.labels_unused = l.keys().filter(|k| !used_labels.contains(*k)).count();
+    }
+    write_manifest(out, &report)?;
+    Ok(report)
+}
+
+fn write_png16(path: &Path, pixels: &[u16], [h, w]: [usize; 2]) -> Result<(), IngestError> {
+    let img: image::ImageBuffer<image::Luma<u16>, Vec<u16>> =
+        image::ImageBuffer::from_raw(w as u32, h as u32, pixels.to_vec()).ok_or_else(|| {
+            IngestError::Io {
+                path: path.to_path_buf(),
+                message: "pixel buffer does not match the image size".into(),
+            }
+        })?;
+    img.save(path).map_err(|e| IngestError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// A CSV field, quoted when it holds a comma, quote or newline.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Write `text` readable by its owner only (it names source files, whose
+/// paths often carry patient names or IDs).
+fn write_private(path: &Path, text: &str) -> Result<(), IngestError> {
+    std::fs::write(path, text).map_err(io(path))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
+    Ok(())
+}
+
+/// `manifest.csv` (shareable: keys only), `sources.csv` (source key to
+/// source path) and `skipped.csv` (source path and reason), the last two
+/// private.
+fn write_manifest(out: &Path, report: &IngestReport) -> Result<(), IngestError> {
+    let mut text =
+        String::from("patient,view,class,file,source,crop_top,crop_left,crop_bottom,crop_right\n");
+    let mut sources = String::from("source,path\n");
+    for i in &report.images {
+        text.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            i.patient,
+            i.view,
+            csv_field(&i.class),
+            csv_field(&i.file),
+            i.source_key,
+            i.crop.top,
+            i.crop.left,
+            i.crop.bottom,
+            i.crop.right
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for i in &report.images {
+        if seen.insert(&i.source_key) {
+            sources.push_str(&format!("{},{}\n", i.source_key, csv_field(&i.source)));
+        }
+    }
+    let path = out.join("manifest.csv");
+    std::fs::write(&path, text).map_err(io(&path))?;
+    write_private(&out.join("sources.csv"), &sources)?;
+    let mut skipped = String::from("source,reason\n");
+    for (source, reason) in &report.skipped {
+        skipped.push_str(&format!("{},{}\n", csv_field(source), csv_field(reason)));
+    }
+    write_private(&out.join("skipped.csv"), &skipped)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_salted_stable_and_hide_the_id() {
+        let dir = std::env::temp_dir().join(format!("scintigan-salt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = Pseudonymiser::open(&dir).unwrap();
+        let b = Pseudonymiser::open(&dir).unwrap();
+        assert_eq!(a.key("12345"), b.key("12345"), "the salt is reused");
+        assert_ne!(a.key("12345"), a.key("12346"));
+        assert!(!a.key("12345").contains("12345"));
+        let other = std::env::temp_dir().join(format!("scintigan-salt2-{}", std::process::id()));
+        std::fs::create_dir_all(&other).unwrap();
+        let c = Pseudonymiser::open(&other).unwrap();
+        assert_ne!(
+            a.key("12345"),
+            c.key("12345"),
+            "another data set, another salt"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+        std::fs::remove_dir_all(&other).ok();
+    }
+}
