@@ -51,8 +51,16 @@ $(REFERENCE): $(VENV)/.reference-deps scripts/torchvision_reference.py
 	$(VENV)/bin/python -W ignore scripts/torchvision_reference.py target/torchvision-reference
 	@touch $@
 
+# Independent DICOM writers for the reader's tests: dcmtk and OpenJPEG's
+# tools from Debian, pydicom from PyPI into the venv.
+DICOM_TOOLS := $(VENV)/.dicom-tools
+
+$(DICOM_TOOLS): $(VENV)/.reference-deps scripts/setup-dicom-tools.sh
+	@scripts/setup-dicom-tools.sh $(VENV)
+	@touch $@
+
 # The whole suite: unit tests, integration tests (they run the built binary).
-test: build $(REFERENCE)
+test: build $(REFERENCE) $(DICOM_TOOLS)
 	$(CARGO) test --release -- --test-threads=2
 
 lint: libtorch
