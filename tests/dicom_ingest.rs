@@ -88,7 +88,10 @@ fn each_transfer_syntax_reads_the_writers_values_and_bad_files_give_their_reason
             spec["frames"].as_u64().unwrap() as usize,
         );
         assert_eq!(image.frames.len(), frames, "{case}");
-        assert_eq!(image.transfer_syntax, spec["transfer_syntax"].as_str().unwrap());
+        assert_eq!(
+            image.transfer_syntax,
+            spec["transfer_syntax"].as_str().unwrap()
+        );
         assert_eq!(image.patient_id.as_deref(), Some("SYNTH-0001"));
         let want = read_f64(&dir.join(spec["values"].as_str().unwrap()));
         let got: Vec<f64> = image
@@ -109,7 +112,12 @@ fn each_transfer_syntax_reads_the_writers_values_and_bad_files_give_their_reason
             assert!(worst <= tol, "{case}: worst difference {worst} > {tol}");
         } else {
             let tol = spec["mean_abs_tolerance"].as_f64().unwrap();
-            let mean = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).sum::<f64>() / got.len() as f64;
+            let mean = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f64>()
+                / got.len() as f64;
             assert!(mean <= tol, "{case}: mean difference {mean} > {tol}");
         }
         checked.push(case.clone());
@@ -147,11 +155,24 @@ fn phantom_dicom_files_pass_dcmdump_in_every_layout() {
             .output()
             .expect("dcmdump (make test installs dcmtk)");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "{}: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(text.contains("(0008,0060) CS [NM]"), "{text}");
         assert!(text.contains("PHANTOM^SYNTHETIC"), "{text}");
-        assert!(text.contains("=NuclearMedicineImageStorage"), "NM Image Storage: {text}");
+        assert!(
+            text.contains("=NuclearMedicineImageStorage"),
+            "NM Image Storage: {text}"
+        );
         assert!(text.contains("(0028,0100) US 16"), "{text}");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -163,11 +184,18 @@ fn auto_crop_keeps_the_whole_body_and_little_background() {
     for class in 0..3 {
         for i in 0..6 {
             let p = bone_patient(h, w, class, 17, i);
-            for (canvas, body) in [(&p.anterior, &p.anterior_body), (&p.posterior, &p.posterior_body)] {
+            for (canvas, body) in [
+                (&p.anterior, &p.anterior_body),
+                (&p.posterior, &p.posterior_body),
+            ] {
                 let plane = Plane::new(h, w, canvas.pixels.clone());
                 let b = prep::body_box(&plane);
-                let rows: Vec<usize> = (0..h).filter(|&y| (0..w).any(|x| body[y * w + x])).collect();
-                let cols: Vec<usize> = (0..w).filter(|&x| (0..h).any(|y| body[y * w + x])).collect();
+                let rows: Vec<usize> = (0..h)
+                    .filter(|&y| (0..w).any(|x| body[y * w + x]))
+                    .collect();
+                let cols: Vec<usize> = (0..w)
+                    .filter(|&x| (0..h).any(|y| body[y * w + x]))
+                    .collect();
                 let (top, bottom) = (rows[0], rows[rows.len() - 1] + 1);
                 let (left, right) = (cols[0], cols[cols.len() - 1] + 1);
                 assert!(
@@ -196,7 +224,12 @@ fn ingest_reads_every_layout_keys_patients_and_lists_bad_files() {
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("random.dcm"), [7u8; 3000]).unwrap();
     std::fs::write(bad.join("README.txt"), "export notes\n").unwrap();
-    let good = std::fs::read_dir(data.join("dicom/SYNTH-00001")).unwrap().next().unwrap().unwrap().path();
+    let good = std::fs::read_dir(data.join("dicom/SYNTH-00001"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(&good).unwrap();
     std::fs::write(bad.join("cut.dcm"), &bytes[..bytes.len() / 2]).unwrap();
     let out = dir.join("ingested");
@@ -207,32 +240,69 @@ fn ingest_reads_every_layout_keys_patients_and_lists_bad_files() {
     };
     let report = ingest::ingest(&data.join("dicom"), &out, &opts).unwrap();
     assert_eq!(report.patients, 9);
-    assert_eq!(report.images.len(), 18, "two views per patient in every layout");
+    assert_eq!(
+        report.images.len(),
+        18,
+        "two views per patient in every layout"
+    );
     assert_eq!(report.unlabelled, 0);
     for pair in report.images.chunks(2) {
         assert_eq!(pair[0].patient, pair[1].patient);
-        assert_eq!((pair[0].view.as_str(), pair[1].view.as_str()), ("anterior", "posterior"));
+        assert_eq!(
+            (pair[0].view.as_str(), pair[1].view.as_str()),
+            ("anterior", "posterior")
+        );
         assert!(!pair[0].class.is_empty());
     }
     let skipped: Vec<&str> = report.skipped.iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(skipped, vec!["junk/README.txt", "junk/cut.dcm", "junk/random.dcm"]);
-    assert!(report.skipped[1].1.starts_with("truncated"), "{}", report.skipped[1].1);
-    assert!(report.skipped[2].1.starts_with("not DICOM"), "{}", report.skipped[2].1);
+    assert_eq!(
+        skipped,
+        vec!["junk/README.txt", "junk/cut.dcm", "junk/random.dcm"]
+    );
+    assert!(
+        report.skipped[1].1.starts_with("truncated"),
+        "{}",
+        report.skipped[1].1
+    );
+    assert!(
+        report.skipped[2].1.starts_with("not DICOM"),
+        "{}",
+        report.skipped[2].1
+    );
     // The shareable outputs hold no raw patient ID or name.
     let manifest = std::fs::read_to_string(out.join("manifest.csv")).unwrap();
-    assert!(!manifest.contains("SYNTH") && !manifest.contains("PHANTOM"), "{manifest}");
+    assert!(
+        !manifest.contains("SYNTH") && !manifest.contains("PHANTOM"),
+        "{manifest}"
+    );
     for entry in std::fs::read_dir(out.join("images")).unwrap() {
         let path = entry.unwrap().path();
         let bytes = std::fs::read(&path).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains("SYNTH"), "{}", path.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains("SYNTH"),
+            "{}",
+            path.display()
+        );
         let img = image::open(&path).unwrap();
         assert_eq!((img.width(), img.height()), (64, 256));
-        assert!(matches!(img, image::DynamicImage::ImageLuma16(_)), "16-bit gray");
+        assert!(
+            matches!(img, image::DynamicImage::ImageLuma16(_)),
+            "16-bit gray"
+        );
     }
     // Labels follow the raw ID through the key: compare with labels.csv.
     let labels = std::fs::read_to_string(data.join("labels.csv")).unwrap();
-    let mut want: Vec<String> = labels.lines().skip(1).map(|l| l.split(',').nth(1).unwrap().to_string()).collect();
-    let mut got: Vec<String> = report.images.iter().step_by(2).map(|i| i.class.clone()).collect();
+    let mut want: Vec<String> = labels
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    let mut got: Vec<String> = report
+        .images
+        .iter()
+        .step_by(2)
+        .map(|i| i.class.clone())
+        .collect();
     want.sort();
     got.sort();
     assert_eq!(got, want);

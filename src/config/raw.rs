@@ -38,6 +38,7 @@ pub struct RawStage {
 pub struct RawData {
     pub source: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
+    pub labels: Option<Spanned<String>>,
     pub classes: Option<Spanned<Vec<String>>>,
     pub image_size: Option<Spanned<Vec<i64>>>,
     pub per_class: Option<Spanned<i64>>,

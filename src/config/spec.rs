@@ -137,6 +137,10 @@ pub struct DataSpec {
     /// absolute path when validated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// With `source = "folder"`: a CSV or TXT label file listing the
+    /// images under `path` (see `data::labels`), resolved like `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<PathBuf>,
     /// Class names in label order; empty means the source's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,

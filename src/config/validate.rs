@@ -473,6 +473,15 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
             "data source 'folder' needs path = \"DIR\" (a folder of class subfolders)",
         );
     }
+    let labels = raw.labels.as_ref().map(|l| ctx.base_dir.join(l.get_ref()));
+    if let Some(l) = &raw.labels
+        && source != DataSource::Folder
+    {
+        errs.at(
+            l.span(),
+            "labels = \"FILE\" goes with source = \"folder\" (images under path, listed in FILE)",
+        );
+    }
     let image_size = match &raw.image_size {
         None => [256, 128],
         Some(v) => match v.get_ref().as_slice() {
@@ -558,6 +567,7 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
     DataSpec {
         source,
         path,
+        labels,
         classes,
         image_size,
         per_class: int_in(&raw.per_class, "per_class", 40, 2, 1_000_000, errs),

@@ -5,6 +5,7 @@ pub mod augment;
 pub mod dicom;
 pub mod folder;
 pub mod ingest;
+pub mod labels;
 pub mod phantom;
 pub mod prep;
 
@@ -61,6 +62,7 @@ pub struct Split {
 }
 
 /// One decoded image with its class, before splitting.
+#[derive(Debug)]
 pub struct Item {
     pub pixels: Vec<f32>,
     pub class: usize,
@@ -125,7 +127,10 @@ pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
         }
         DataSource::Folder => {
             let path = spec.path.clone().unwrap_or_default();
-            let (found_classes, items) = folder::load_class_folders(&path, &spec.classes, h, w)?;
+            let (found_classes, items) = match &spec.labels {
+                Some(labels) => labels::load_labelled(&path, labels, &spec.classes, h, w)?,
+                None => folder::load_class_folders(&path, &spec.classes, h, w)?,
+            };
             return Ok(split(items, found_classes, h, w, spec));
         }
     };
@@ -263,6 +268,7 @@ mod tests {
         DataSpec {
             source: DataSource::PhantomBone,
             path: None,
+            labels: None,
             classes: vec![],
             image_size: [32, 16],
             per_class: 10,
@@ -301,6 +307,20 @@ mod tests {
             "{}",
             grown.train.names[30]
         );
+    }
+
+    #[test]
+    fn both_views_of_a_patient_stay_in_one_split() {
+        let split = load(&spec()).unwrap();
+        let patient = |n: &str| n.rsplit_once('/').map(|(p, _)| p.to_string()).unwrap();
+        let train: std::collections::HashSet<String> =
+            split.train.names.iter().map(|n| patient(n)).collect();
+        for n in &split.test.names {
+            assert!(!train.contains(&patient(n)), "{n} has a view in train");
+        }
+        // 10 images per class = 5 patients; 20 % of 5 = 1 patient, 2 images.
+        assert_eq!(split.test.class_counts(), vec![2, 2, 2]);
+        assert!(split.test.names.iter().any(|n| n.ends_with("/posterior")));
     }
 
     #[test]

@@ -359,7 +359,10 @@ mod tests {
         p.pixels[999] = 1e6; // a bladder
         let (lo, hi) = normalise(&mut p, Window::default());
         // numpy.percentile(..., [1, 99.5]) of 0..998 and 1e6: 9.99 and 994.005.
-        assert!((lo - 9.99).abs() < 1e-3 && (hi - 994.005).abs() < 1e-2, "{lo} {hi}");
+        assert!(
+            (lo - 9.99).abs() < 1e-3 && (hi - 994.005).abs() < 1e-2,
+            "{lo} {hi}"
+        );
         assert_eq!(p.pixels[999], 1.0);
         assert!((p.pixels[100] - (100.0 - lo) / (hi - lo)).abs() < 1e-6);
         assert_eq!(p.pixels[0], 0.0);
