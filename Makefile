@@ -84,6 +84,7 @@ bench: libtorch
 	$(CARGO) bench --bench model_timing
 	$(CARGO) bench --bench daemon_throughput
 	$(CARGO) bench --bench tui
+	$(CARGO) bench --bench data_pipeline
 
 clean:
 	cargo clean

@@ -6,6 +6,7 @@ pub mod dicom;
 pub mod folder;
 pub mod ingest;
 pub mod labels;
+pub mod loader;
 pub mod phantom;
 pub mod prep;
 
