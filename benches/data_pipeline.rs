@@ -29,8 +29,12 @@ fn main() {
     write_bone_phantoms(&dir, patients, 1, Layout::TwoFiles, [1024, 256]).expect("phantoms");
     let files = patients * 2;
     let start = Instant::now();
-    let report = ingest(&dir.join("dicom"), &dir.join("ingested"), &IngestOptions::default())
-        .expect("ingest");
+    let report = ingest(
+        &dir.join("dicom"),
+        &dir.join("ingested"),
+        &IngestOptions::default(),
+    )
+    .expect("ingest");
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(report.images.len(), files);
     println!(

@@ -79,7 +79,8 @@ fn pipeline_runs_every_stage_and_transfers_weights() {
         .collect();
     assert_eq!(evals.len(), 3);
     for (confusion, accuracy, n_precision) in evals {
-        assert_eq!(confusion.iter().flatten().sum::<u64>(), 9);
+        // 2 of the 5 patients per class (round(0.3 * 5)), both views each.
+        assert_eq!(confusion.iter().flatten().sum::<u64>(), 12);
         assert!((0.0..=1.0).contains(&accuracy));
         assert_eq!(n_precision, 3);
     }
@@ -171,17 +172,18 @@ fn generate_stage_balances_the_classifier_training_split() {
     let out = run_in(&dir, &["run", "balanced.toml"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let run = only_run(&dir);
-    // Training split 9 / 6 / 3: the GAN draws 0 / 3 / 6.
+    // Patients 6 / 4 / 2 (two views each); test 2 / 1 / 1 patients, so the
+    // training split holds 8 / 6 / 2 images: the GAN draws 0 / 2 / 6.
     let manifest =
         std::fs::read_to_string(run.root().join("generated/gen/manifest.csv")).expect("manifest");
-    assert_eq!(manifest.lines().count(), 1 + 9, "{manifest}");
+    assert_eq!(manifest.lines().count(), 1 + 8, "{manifest}");
     let png = image::open(run.root().join("generated/gen/benign/benign-gen-00006.png"))
         .expect("16-bit PNG");
     assert_eq!((png.width(), png.height()), (16, 32));
     assert!(matches!(png, image::DynamicImage::ImageLuma16(_)));
     assert!(!run.root().join("generated/gen/healthy").exists());
-    // The classifier trains on 9 + 9 + 9, doubled by augmentation; the test
-    // split (3 / 2 / 1) is untouched.
+    // The classifier trains on 8 + 8 + 8, doubled by augmentation; the test
+    // split (4 / 2 / 2) is untouched.
     let started = events(&run)
         .into_iter()
         .find_map(|r| match r.event {
@@ -194,7 +196,7 @@ fn generate_stage_balances_the_classifier_training_split() {
             _ => None,
         })
         .expect("classifier started");
-    assert_eq!(started, (54, 6));
+    assert_eq!(started, (48, 8));
 }
 
 #[test]

@@ -122,3 +122,67 @@ pub fn read_gray_resized(path: &Path, h: usize, w: usize) -> Result<Vec<f32>, Da
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::phantom::write::write_chest_phantoms;
+
+    fn dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("scintigan-folder-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn covid_radiography_layout_reads_as_written_by_the_chest_phantom() {
+        let d = dir("covid");
+        let per_class = write_chest_phantoms(&d, 12, 1, 299).unwrap();
+        assert!(
+            d.join("Viral Pneumonia/images/Viral Pneumonia-1.png")
+                .is_file()
+        );
+        assert!(d.join("Lung_Opacity/images/Lung_Opacity-1.png").is_file());
+        let (classes, items) = load_class_folders(&d, &[], 32, 32).unwrap();
+        assert_eq!(
+            classes,
+            vec!["COVID", "Lung_Opacity", "Normal", "Viral Pneumonia"]
+        );
+        assert_eq!(items.len(), per_class.iter().sum::<usize>());
+        assert!(items.iter().all(|i| i.pixels.len() == 32 * 32));
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn mixed_sizes_resize_and_bad_folders_say_what_is_wrong() {
+        let d = dir("generic");
+        for (class, size) in [("a", (10, 20)), ("b", (40, 8))] {
+            std::fs::create_dir_all(d.join(class)).unwrap();
+            image::GrayImage::from_pixel(size.0, size.1, image::Luma([200]))
+                .save(d.join(class).join("x.png"))
+                .unwrap();
+        }
+        let (_, items) = load_class_folders(&d, &[], 16, 16).unwrap();
+        assert!(items.iter().all(|i| i.pixels.len() == 256));
+        // An empty class.
+        std::fs::create_dir_all(d.join("c")).unwrap();
+        let e = load_class_folders(&d, &[], 16, 16).unwrap_err().to_string();
+        assert!(e.contains("holds no PNG or JPEG images"), "{e}");
+        // An unknown class.
+        let wanted = vec!["a".to_string(), "zebra".to_string()];
+        let e = load_class_folders(&d, &wanted, 16, 16)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no folder for class 'zebra'"), "{e}");
+        // An unreadable image.
+        std::fs::write(d.join("c/broken.png"), b"not a png").unwrap();
+        let e = load_class_folders(&d, &[], 16, 16).unwrap_err().to_string();
+        assert!(
+            e.contains("broken.png") && e.contains("cannot read image"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).ok();
+    }
+}

@@ -265,6 +265,9 @@ pub fn prepare_view(plane: &Plane, size: [usize; 2], window: Window) -> (Vec<u16
     (pixels, crop)
 }
 
+/// One prepared view: source file, view, 16-bit pixels, crop box.
+type PreparedView = (String, Option<View>, Vec<u16>, prep::CropBox);
+
 /// Ingest every DICOM file under `dicom_dir` into `out`.
 pub fn ingest(
     dicom_dir: &Path,
@@ -290,8 +293,7 @@ pub fn ingest(
     // Decode and prepare on every core, a chunk at a time; write in order.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     type Prepared = Result<(String, Vec<(Option<View>, Vec<u16>, prep::CropBox)>), SkipReason>;
-    let mut by_patient: BTreeMap<String, Vec<(String, Option<View>, Vec<u16>, prep::CropBox)>> =
-        BTreeMap::new();
+    let mut by_patient: BTreeMap<String, Vec<PreparedView>> = BTreeMap::new();
     let mut raw_ids: HashMap<String, String> = HashMap::new();
     for chunk in files.chunks(threads * 4) {
         let results: Vec<Prepared> = std::thread::scope(|s| {

@@ -286,7 +286,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("class 'y' has no images"), "{e}");
-        std::fs::write(&d.join("c.png"), b"not a png").unwrap();
+        std::fs::write(d.join("c.png"), b"not a png").unwrap();
         std::fs::write(&f, "file,class\na.png,x\nc.png,y\n").unwrap();
         let e = load_labelled(&d, &f, &wanted, 16, 8)
             .unwrap_err()

@@ -183,7 +183,8 @@ fn produce(cache: &Cache, spec: &LoaderSpec, epoch: u64, order: &[usize], tx: Sy
                         s.spawn(move || {
                             for (k, &i) in part.iter().enumerate() {
                                 // The stream names the epoch and the slot.
-                                let stream = (epoch << 32) ^ (b * spec.batch_size) as u64
+                                let stream = (epoch << 32)
+                                    ^ (b * spec.batch_size) as u64
                                     ^ ((i as u64) << 20);
                                 let img = augment_one(cache.image(i), h, w, aug, stream);
                                 out[k * h * w..(k + 1) * h * w].copy_from_slice(&img);
@@ -241,7 +242,9 @@ mod tests {
         let (h, w) = (8, 4);
         let n = 10;
         let cache = Arc::new(Cache {
-            pixels: (0..n * h * w).map(|i| (i / (h * w)) as f32 / 10.0).collect(),
+            pixels: (0..n * h * w)
+                .map(|i| (i / (h * w)) as f32 / 10.0)
+                .collect(),
             labels: (0..n as i64).collect(),
             height: h,
             width: w,

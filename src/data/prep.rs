@@ -175,9 +175,9 @@ pub fn body_box(plane: &Plane) -> CropBox {
     }
     let mut row_hits = vec![0usize; plane.height];
     let mut col_hits = vec![0usize; plane.width];
-    for y in 0..plane.height {
-        for x in 0..plane.width {
-            if smooth.at(y, x) > threshold {
+    for (y, row) in smooth.pixels.chunks(plane.width).enumerate() {
+        for (x, &p) in row.iter().enumerate() {
+            if p > threshold {
                 row_hits[y] += 1;
                 col_hits[x] += 1;
             }

@@ -273,7 +273,7 @@ fn write_patient(
                     VR::IS,
                     format!("{}", k + 1).as_str(),
                 ));
-                if let Some(seq) = view_code(view).take_element(tags::VIEW_CODE_SEQUENCE).ok() {
+                if let Ok(seq) = view_code(view).take_element(tags::VIEW_CODE_SEQUENCE) {
                     obj.put(seq);
                 }
                 obj.put(DataElement::new(
