@@ -7,6 +7,7 @@
 pub mod config;
 pub mod daemon;
 pub mod data;
+pub mod experiment;
 pub mod nn;
 pub mod rng;
 pub mod store;

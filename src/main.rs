@@ -25,8 +25,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Commands that need libtorch (and `--help`, whose full text lives there).
-const TORCH_COMMANDS: [&str; 10] = [
-    "check", "run", "worker", "bench", "model", "eval", "gradcam", "weights", "data", "help",
+const TORCH_COMMANDS: [&str; 11] = [
+    "check",
+    "run",
+    "worker",
+    "bench",
+    "model",
+    "eval",
+    "gradcam",
+    "weights",
+    "data",
+    "experiment",
+    "help",
 ];
 
 #[derive(Parser)]

@@ -2,6 +2,7 @@
 //! front hands it the training, evaluation and model commands.
 
 mod data_cli;
+mod experiment_cli;
 mod progress;
 mod queue_cli;
 
@@ -121,6 +122,10 @@ enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    /// Queue one of the paper's experiments (its Tables 3-8) through the
+    /// daemon, wait for the runs, and write runs/experiments/<table>/report.md
+    /// with charts, beside the paper's numbers.
+    Experiment(experiment_cli::ExperimentArgs),
     /// Data sets: synthetic phantoms, DICOM ingestion, contact sheets.
     Data {
         #[command(subcommand)]
@@ -223,6 +228,9 @@ fn main() -> ExitCode {
                 },
         } => model_summary(arch, size, *classes, *json),
         Command::Data { action } => data_cli::dispatch(action),
+        Command::Experiment(args) => {
+            experiment_cli::run(args, &cli.global.runs_dir, &cli.global.configs_dir)
+        }
         Command::Queue(q) => queue_cli::dispatch(q, &cli.global.runs_dir, &cli.global.configs_dir),
     };
     match result {
