@@ -67,17 +67,14 @@ lint: libtorch
 	cargo fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-# The four-stage pipeline on synthetic phantoms. On a terminal: queued
-# through the daemon (configs/demo-pipeline.toml) and watched in the
-# dashboard (q detaches; the run goes on). Without one (CI, pipes): in the
-# foreground, headless. Both write runs/.
+# The paper's pipeline on phantom data sets written to data/demo/
+# (chest X-rays in the COVID-19 layout, bone scans as DICOM, ingested),
+# configs/demo-pipeline.toml, then on a terminal the dashboard (it starts
+# the daemon, which queues the pipeline; q detaches, the run goes on);
+# without one (CI, pipes) the pipeline in the foreground. DEMO_DIR picks
+# another project folder, DEMO_SCALE=smoke tiny sizes (see scripts/demo.sh).
 demo: build
-	$(BIN) check configs/examples/demo-pipeline.toml
-	@if [ -t 0 ] && [ -t 1 ] && [ -z "$$CI" ]; then \
-		$(BIN) submit configs/examples/demo-pipeline.toml && $(BIN); \
-	else \
-		$(BIN) run configs/examples/demo-pipeline.toml; \
-	fi
+	@scripts/demo.sh
 
 # Parameters and forward+backward time per model at 256x128 (see README).
 bench: libtorch

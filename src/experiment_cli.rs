@@ -194,12 +194,11 @@ fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
             let state = newest.map_or("waiting", |r| r.state.as_str());
             *states.entry(state).or_default() += 1;
             if let Some(r) = newest.filter(|r| r.state == "running") {
-                running.push(format!(
-                    "{} {} epoch {}",
-                    r.name,
-                    r.stage.as_deref().unwrap_or(""),
-                    r.epoch
-                ));
+                let stage = r.stage.as_deref().filter(|s| *s != r.name);
+                running.push(match stage {
+                    Some(s) => format!("{} {s} epoch {}", r.name, r.epoch),
+                    None => format!("{} epoch {}", r.name, r.epoch),
+                });
             }
         }
         let ended = ["done", "failed", "cancelled"]
