@@ -147,12 +147,17 @@ fn columns(results: &[RowResult]) -> Vec<String> {
                 }
             }
         }
+        let order = crate::config::BONE_CLASSES;
         if cols.is_empty() {
-            cols = crate::config::BONE_CLASSES
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            cols = order.iter().map(|s| s.to_string()).collect();
         }
+        // The paper's class order; other names after, alphabetically.
+        cols.sort_by_key(|c| {
+            (
+                order.iter().position(|o| o == c).unwrap_or(order.len()),
+                c.clone(),
+            )
+        });
         cols
     } else {
         CLASSIFIER_METRICS.iter().map(|s| s.to_string()).collect()
