@@ -382,17 +382,28 @@ fn gan_config(opts: &Options, s: &Settings, name: &str, arch: &str, seed: usize)
     t
 }
 
-/// A classifier on `set`.
-fn classifier_config(
-    opts: &Options,
-    s: &Settings,
-    name: &str,
-    arch: &str,
+/// One classifier run of a row.
+struct ClassifierJob<'a> {
+    name: &'a str,
+    arch: &'a str,
     set: TrainingSet,
-    gan_run: Option<&str>,
-    weights: &str,
+    /// The GAN pipeline whose generate stage balances the training split.
+    gan_run: Option<&'a str>,
+    /// `model.weights` as a TOML fragment (empty: from scratch).
+    weights: &'a str,
     seed: usize,
-) -> String {
+}
+
+/// A classifier config for `job`.
+fn classifier_config(opts: &Options, s: &Settings, job: &ClassifierJob) -> String {
+    let ClassifierJob {
+        name,
+        arch,
+        set,
+        gan_run,
+        weights,
+        seed,
+    } = *job;
     let mut extra = String::new();
     if let Some(g) = gan_run {
         let _ = write!(extra, ", gan_samples = \"run:{g}\"");
@@ -502,12 +513,14 @@ pub fn plan(opts: &Options) -> Result<Plan, PlanError> {
                 text: classifier_config(
                     opts,
                     &s,
-                    &name,
-                    arch,
-                    set,
-                    gan_run.as_deref(),
-                    &weights,
-                    seed,
+                    &ClassifierJob {
+                        name: &name,
+                        arch,
+                        set,
+                        gan_run: gan_run.as_deref(),
+                        weights: &weights,
+                        seed,
+                    },
                 ),
                 name: name.clone(),
             });

@@ -220,7 +220,8 @@ mod tests {
         // Count coloured pixels in each group's bar column.
         let blue = COLOURS[0];
         let column = |g: i64| {
-            let x = 60 + g * (28 + 24).max(2 * 5 + 12) + 12 + 10;
+            // group width: one 28-pixel bar + 24 (wider than the 1-letter label)
+            let x = 60 + g * (28 + 24) + 12 + 10;
             (0..img.height())
                 .filter(|&y| *img.get_pixel(x as u32, y) == blue)
                 .count()
