@@ -24,7 +24,7 @@ cd "$dir"
 
 case $scale in
   # Lesions are a few pixels wide at 1024 rows: 128 rows keep them visible.
-  demo)  chest=200; patients=60; gan_epochs=6; pre_epochs=4; cls_epochs=5; size="[128, 64]" ;;
+  demo)  chest=200; patients=60; gan_epochs=6; pre_epochs=4; cls_epochs=10; size="[128, 64]" ;;
   smoke) chest=24;  patients=12; gan_epochs=1; pre_epochs=1; cls_epochs=1; size="[64, 32]" ;;
   *) echo "error: DEMO_SCALE=$scale: expected demo or smoke" >&2; exit 1 ;;
 esac

@@ -166,7 +166,7 @@ fn frame_views(obj: &DefaultDicomObject, frames: usize) -> Vec<Option<View>> {
     views
 }
 
-fn open_error(path: &Path, e: &dicom::object::ReadError) -> SkipReason {
+fn open_error(e: &dicom::object::ReadError) -> SkipReason {
     // The open error's chain names what failed; an end of file inside an
     // element means the file was cut short.
     let mut chain = e.to_string();
@@ -189,7 +189,6 @@ fn open_error(path: &Path, e: &dicom::object::ReadError) -> SkipReason {
             name: chain,
         }
     } else {
-        let _ = path;
         SkipReason::Decode(chain)
     }
 }
@@ -220,7 +219,7 @@ pub fn read(path: &Path) -> Result<DicomImage, SkipReason> {
     check_magic(path)?;
     let obj = OpenFileOptions::new()
         .open_file(path)
-        .map_err(|e| open_error(path, &e))?;
+        .map_err(|e| open_error(&e))?;
     let ts_uid = obj
         .meta()
         .transfer_syntax()

@@ -209,9 +209,9 @@ struct FileViews {
     views: Vec<(Option<View>, Plane)>,
 }
 
-/// Frames to views: two frames are two views; one frame wider than 3/8 of
-/// its height holds two views side by side (left anterior, right
-/// posterior); one tall frame is one view.
+/// Frames to views: two frames are two views; one frame between 3/8 and
+/// 3/4 as wide as it is tall holds two whole-body views side by side (left
+/// anterior, right posterior); any other frame is one view.
 fn views_of(image: dicom::DicomImage, source: String) -> Result<FileViews, SkipReason> {
     let patient_id = image.patient_id.clone().unwrap_or_else(|| {
         // No PatientID: the folder holding the file stands for the patient.
@@ -227,7 +227,10 @@ fn views_of(image: dicom::DicomImage, source: String) -> Result<FileViews, SkipR
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| Plane::zeros(1, 1));
-            if frame.width * 8 > frame.height * 3 {
+            // Whole-body views are about 4:1; two side by side about 2:1.
+            // Squarer images (spot views) stay whole.
+            let ratio = frame.width as f64 / frame.height.max(1) as f64;
+            if ratio > 0.375 && ratio <= 0.75 {
                 let (l, r) = prep::split_side_by_side(&frame);
                 vec![(Some(View::Anterior), l), (Some(View::Posterior), r)]
             } else {
