@@ -23,8 +23,9 @@ mkdir -p "$dir"
 cd "$dir"
 
 case $scale in
-  # Lesions are a few pixels wide at 1024 rows: 128 rows keep them visible.
-  demo)  chest=200; patients=60; gan_epochs=6; pre_epochs=4; cls_epochs=10; size="[128, 64]" ;;
+  # Whole-body frames are 4:1; lesions are a few pixels wide at 1024 rows
+  # and vanish below 128: 256x64 keeps them (and costs what 128x64 does).
+  demo)  chest=200; patients=60; gan_epochs=6; pre_epochs=4; cls_epochs=10; size="[256, 64]" ;;
   smoke) chest=24;  patients=12; gan_epochs=1; pre_epochs=1; cls_epochs=1; size="[64, 32]" ;;
   *) echo "error: DEMO_SCALE=$scale: expected demo or smoke" >&2; exit 1 ;;
 esac

@@ -91,7 +91,7 @@ fn parse_window(s: &str) -> Result<Window> {
     let (lo, hi) = s.split_once(',').with_context(bad)?;
     let lo: f64 = lo.trim().parse().ok().with_context(bad)?;
     let hi: f64 = hi.trim().parse().ok().with_context(bad)?;
-    if !(0.0..100.0).contains(&lo) || hi <= lo || hi > 100.0 {
+    if !(lo.is_finite() && hi.is_finite() && (0.0..100.0).contains(&lo) && lo < hi && hi <= 100.0) {
         bail!(bad());
     }
     Ok(Window { low: lo, high: hi })
@@ -108,6 +108,9 @@ pub fn dispatch(action: &DataAction) -> Result<ExitCode> {
             size,
         } => {
             let start = Instant::now();
+            if !(1..=100_000).contains(patients) {
+                bail!("--patients {patients}: expected 1 to 100000");
+            }
             match kind.as_str() {
                 "bone" => {
                     let layout = Layout::parse(layout).with_context(|| {
@@ -167,8 +170,21 @@ pub fn dispatch(action: &DataAction) -> Result<ExitCode> {
                 labels: labels.clone(),
             };
             let report = ingest::ingest(dicom_dir, out, &opts)?;
-            for (source, reason) in &report.skipped {
-                println!("skipped {source}: {reason}");
+            // Source paths often carry names or IDs: the terminal gets the
+            // reasons and their counts, skipped.csv (private) the paths.
+            let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+            for (_, reason) in &report.skipped {
+                let kind = reason.split(':').next().unwrap_or(reason).to_string();
+                *reasons.entry(kind).or_default() += 1;
+            }
+            for (reason, n) in &reasons {
+                println!("skipped {n} file(s): {reason}");
+            }
+            if !report.skipped.is_empty() {
+                println!(
+                    "every skipped file with its full reason: {} (mode 0600: it names source paths)",
+                    out.join("skipped.csv").display()
+                );
             }
             println!(
                 "ingested {} images of {} patients into {} ({} files skipped) in {:.1} s",
@@ -178,6 +194,12 @@ pub fn dispatch(action: &DataAction) -> Result<ExitCode> {
                 report.skipped.len(),
                 start.elapsed().as_secs_f64()
             );
+            if report.without_patient_id > 0 {
+                println!(
+                    "warning: {} patient(s) come from files without a PatientID: each folder (or top-level file) stands for one patient",
+                    report.without_patient_id
+                );
+            }
             if labels.is_some() {
                 if report.unlabelled > 0 {
                     println!(
@@ -199,6 +221,9 @@ pub fn dispatch(action: &DataAction) -> Result<ExitCode> {
             out,
             height,
         } => {
+            if !(32..=4096).contains(height) {
+                bail!("--height {height}: expected 32 to 4096 pixels");
+            }
             sheet(ingested, out, *height)?;
             println!("wrote {}", out.display());
             Ok(ExitCode::SUCCESS)

@@ -164,17 +164,29 @@ fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
     let names: Vec<&str> = plan.configs.iter().map(|c| c.name.as_str()).collect();
     let start = Instant::now();
     let mut last_line = String::new();
+    let mut unreachable = 0;
     loop {
-        let snapshot =
-            match Client::connect_or_start(paths).and_then(|mut c| c.request(Request::List)) {
-                Ok(Reply::List(s)) => s,
-                Ok(other) => bail!("unexpected reply from the daemon: {other:?}"),
-                Err(e) => {
-                    eprintln!("daemon: {e}; retrying");
-                    std::thread::sleep(Duration::from_secs(2));
-                    continue;
+        let snapshot = match Client::connect_or_start(paths)
+            .and_then(|mut c| c.request(Request::List))
+        {
+            Ok(Reply::List(s)) => {
+                unreachable = 0;
+                s
+            }
+            Ok(other) => bail!("unexpected reply from the daemon: {other:?}"),
+            Err(e) => {
+                unreachable += 1;
+                if unreachable >= 30 {
+                    bail!(
+                        "the daemon did not answer for a minute ({e}); the runs keep their state: `scintigan experiment {} --report` once they end",
+                        plan.table.name()
+                    );
                 }
-            };
+                eprintln!("daemon: {e}; retrying");
+                std::thread::sleep(Duration::from_secs(2));
+                continue;
+            }
+        };
         for bad in &snapshot.invalid_configs {
             if names
                 .iter()
@@ -191,7 +203,16 @@ fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
                 .iter()
                 .filter(|r| r.name == *name)
                 .max_by(|a, b| a.created_at.total_cmp(&b.created_at));
-            let state = newest.map_or("waiting", |r| r.state.as_str());
+            // A queued run held by a failed or cancelled dependency never
+            // starts: it has ended as far as the experiment goes.
+            let held = newest.is_some_and(|r| {
+                r.state == "queued" && r.reason.as_deref().is_some_and(|x| x.starts_with("held"))
+            });
+            let state = if held {
+                "held"
+            } else {
+                newest.map_or("waiting", |r| r.state.as_str())
+            };
             *states.entry(state).or_default() += 1;
             if let Some(r) = newest.filter(|r| r.state == "running") {
                 let stage = r.stage.as_deref().filter(|s| *s != r.name);
@@ -201,7 +222,7 @@ fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
                 });
             }
         }
-        let ended = ["done", "failed", "cancelled"]
+        let ended = ["done", "failed", "cancelled", "held"]
             .iter()
             .map(|s| states.get(s).copied().unwrap_or(0))
             .sum::<usize>();
@@ -251,7 +272,7 @@ fn write(dir: &Path, plan: &Plan, runs_dir: &Path) -> Result<ExitCode> {
     let failed = results
         .iter()
         .flat_map(|r| &r.outcomes)
-        .filter(|o| o.state != "done")
+        .filter(|o| o.state != "done" || o.values.is_empty())
         .count();
     if failed > 0 {
         eprintln!(

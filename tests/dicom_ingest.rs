@@ -308,3 +308,34 @@ fn ingest_reads_every_layout_keys_patients_and_lists_bad_files() {
     assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_single_tagged_view_is_never_cut_in_two() {
+    // 256x128 views (2:1) in one file per view: the tags name the view,
+    // so the side-by-side split must not apply.
+    let dir = temp_dir("ingest-tagged");
+    write_bone_phantoms(&dir, 3, 2, Layout::TwoFiles, [256, 128]).unwrap();
+    let out = dir.join("out");
+    let opts = IngestOptions {
+        size: [128, 64],
+        ..Default::default()
+    };
+    let report = ingest::ingest(&dir.join("dicom"), &out, &opts).unwrap();
+    assert_eq!(
+        report.images.len(),
+        6,
+        "{:?}",
+        report.images.iter().map(|i| &i.file).collect::<Vec<_>>()
+    );
+    assert!(report.images.iter().all(|i| !i.file.ends_with("_2.png")));
+    // A truncated salt is an error, not a silent new key set.
+    std::fs::write(out.join(".patient-salt"), "abc\n").unwrap();
+    let e = ingest::ingest(&dir.join("dicom"), &out, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(".patient-salt") && e.contains("32 hex digits"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -41,6 +41,12 @@ pub enum SkipReason {
     Io(String),
 }
 
+/// Smallest image side read (pixels).
+pub const MIN_SIDE: i64 = 8;
+/// Most frames read: a whole-body file holds one or two; more is a dynamic
+/// or tomographic series, refused before decoding it.
+pub const MAX_FRAMES: i64 = 16;
+
 /// Which side of the patient a whole-body view looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum View {
@@ -243,6 +249,14 @@ pub fn read(path: &Path) -> Result<DicomImage, SkipReason> {
         Some(_) => {}
     }
     if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_none() {
+        let float = [tags::FLOAT_PIXEL_DATA, tags::DOUBLE_FLOAT_PIXEL_DATA]
+            .into_iter()
+            .any(|t| obj.element_opt(t).ok().flatten().is_some());
+        if float {
+            return Err(SkipReason::Decode(
+                "floating-point pixel data (7FE0,0008/0009); expected integer Pixel Data (7FE0,0010)".into(),
+            ));
+        }
         return Err(SkipReason::NoPixelData);
     }
     let samples = int(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1) as u16;
@@ -258,21 +272,32 @@ pub fn read(path: &Path) -> Result<DicomImage, SkipReason> {
             samples,
         });
     }
-    let rows = int(&obj, tags::ROWS).unwrap_or(0).max(0) as usize;
-    let cols = int(&obj, tags::COLUMNS).unwrap_or(0).max(0) as usize;
-    let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let rows = int(&obj, tags::ROWS).unwrap_or(0);
+    let cols = int(&obj, tags::COLUMNS).unwrap_or(0);
+    let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     let allocated = int(&obj, tags::BITS_ALLOCATED).unwrap_or(16);
-    if rows == 0 || cols == 0 {
+    if !(MIN_SIDE..=65535).contains(&rows) || !(MIN_SIDE..=65535).contains(&cols) {
         return Err(SkipReason::Decode(format!(
-            "image size {rows}x{cols}; expected Rows and Columns above 0"
+            "image size {rows}x{cols}; expected Rows and Columns from {MIN_SIDE} to 65535"
         )));
     }
+    if frames > MAX_FRAMES {
+        return Err(SkipReason::Decode(format!(
+            "{frames} frames (a dynamic or tomographic series?); expected at most {MAX_FRAMES}"
+        )));
+    }
+    if ![8, 16, 32].contains(&allocated) {
+        return Err(SkipReason::Decode(format!(
+            "BitsAllocated {allocated}; expected 8, 16 or 32"
+        )));
+    }
+    let (rows, cols, frames) = (rows as usize, cols as usize, frames as usize);
     // Native pixel data shorter than the header promises: cut short.
     if let Ok(Some(px)) = obj.element_opt(tags::PIXEL_DATA)
         && px.items().is_none()
         && px.fragments().is_none()
     {
-        let want = rows * cols * frames * (allocated.max(8) as usize / 8);
+        let want = rows * cols * frames * (allocated as usize / 8);
         let have = px.value().primitive().map_or(0, |v| v.calculate_byte_len());
         if have < want {
             return Err(SkipReason::Truncated(format!(
@@ -294,6 +319,11 @@ pub fn read(path: &Path) -> Result<DicomImage, SkipReason> {
     }
     let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
     let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
+    if !slope.is_finite() || slope == 0.0 || !intercept.is_finite() {
+        return Err(SkipReason::Decode(format!(
+            "RescaleSlope {slope}, RescaleIntercept {intercept}; expected a finite, non-zero slope and a finite intercept"
+        )));
+    }
     let stored = int(&obj, tags::BITS_STORED)
         .unwrap_or(allocated)
         .clamp(1, 32) as u32;

@@ -13,6 +13,7 @@
 //! PNG names, the manifest and everything downstream see only the key.
 
 use super::dicom::{self, SkipReason, View};
+use super::labels::csv_fields;
 use super::prep::{self, Plane, Window};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -81,10 +82,13 @@ pub struct IngestReport {
     pub unlabelled: usize,
     /// Label rows whose patient appeared in no file.
     pub labels_unused: usize,
+    /// Patients made up for files without a PatientID (their folder, or
+    /// the file itself at the top level, stands for the patient).
+    pub without_patient_id: usize,
 }
 
 /// The salted patient key. The salt is read from `out/.patient-salt`, or
-/// made from the OS's random source and written there.
+/// made from the OS's random source and written there (mode 0600).
 pub struct Pseudonymiser {
     salt: Vec<u8>,
 }
@@ -92,11 +96,19 @@ pub struct Pseudonymiser {
 impl Pseudonymiser {
     pub fn open(out: &Path) -> Result<Self, IngestError> {
         let path = out.join(".patient-salt");
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
             let salt = text.trim().as_bytes().to_vec();
-            if salt.len() >= 32 {
-                return Ok(Self { salt });
+            if salt.len() < 32 {
+                return Err(IngestError::Io {
+                    path,
+                    message: format!(
+                        "salt of {} characters; expected the 32 hex digits ingest wrote (a new salt changes every patient key: restore the file, or delete it to start afresh)",
+                        salt.len()
+                    ),
+                });
             }
+            return Ok(Self { salt });
         }
         let mut bytes = [0u8; 16];
         use std::io::Read;
@@ -104,13 +116,7 @@ impl Pseudonymiser {
             .and_then(|mut f| f.read_exact(&mut bytes))
             .map_err(io(Path::new("/dev/urandom")))?;
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&path, format!("{hex}\n")).map_err(io(&path))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(io(&path))?;
-        }
+        write_private(&path, &format!("{hex}\n"))?;
         Ok(Self {
             salt: hex.into_bytes(),
         })
@@ -128,25 +134,27 @@ impl Pseudonymiser {
     }
 }
 
-/// Every regular file under `root`, sorted, not following symbolic links
-/// to folders, skipping hidden entries.
+/// Every file under `root`, sorted, skipping hidden entries. Links to files
+/// are read; links to folders are not followed (no loops).
 fn walk(root: &Path) -> Result<Vec<PathBuf>, IngestError> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir).map_err(io(&dir))?;
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') {
+            if entry.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
             let Ok(kind) = entry.file_type() else {
                 continue;
             };
+            let path = entry.path();
             if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                files.push(entry.path());
+                stack.push(path);
+            } else if kind.is_file()
+                || (kind.is_symlink() && path.metadata().is_ok_and(|m| m.is_file()))
+            {
+                files.push(path);
             }
         }
     }
@@ -158,6 +166,8 @@ fn walk(root: &Path) -> Result<Vec<PathBuf>, IngestError> {
 /// `patient_id` (or `patient`) and `class` (or `label`) columns.
 fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
+    // A spreadsheet's UTF-8 export starts with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -173,7 +183,10 @@ fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
             "empty labels file; expected a header row 'patient_id,class'".into(),
         ));
     };
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let cols: Vec<String> = csv_fields(header)
+        .iter()
+        .map(|c| c.to_lowercase())
+        .collect();
     let find = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
     let (Some(pid), Some(cls)) = (find(&["patient_id", "patient"]), find(&["class", "label"]))
     else {
@@ -182,9 +195,9 @@ fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
             format!("header '{header}' lacks the columns; expected 'patient_id' and 'class'"),
         ));
     };
-    let mut labels = HashMap::new();
+    let mut labels: HashMap<String, String> = HashMap::new();
     for (i, line) in lines {
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let fields = csv_fields(line);
         let (Some(id), Some(class)) = (fields.get(pid), fields.get(cls)) else {
             return Err(bad(
                 i + 1,
@@ -198,7 +211,16 @@ fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
         if id.is_empty() || class.is_empty() {
             return Err(bad(i + 1, "empty patient_id or class".into()));
         }
-        labels.insert(id.to_string(), class.to_string());
+        if let Some(before) = labels.insert(id.clone(), class.clone())
+            && before != *class
+        {
+            return Err(bad(
+                i + 1,
+                format!(
+                    "patient listed again with class '{class}' (before: '{before}'); expected one class per patient"
+                ),
+            ));
+        }
     }
     Ok(labels)
 }
@@ -206,52 +228,59 @@ fn read_labels(path: &Path) -> Result<HashMap<String, String>, IngestError> {
 /// One decoded file split into its views.
 struct FileViews {
     patient_id: String,
+    /// Whether the file had no PatientID (its folder or name stands in).
+    no_patient_id: bool,
     views: Vec<(Option<View>, Plane)>,
 }
 
-/// Frames to views: two frames are two views; one frame between 3/8 and
-/// 3/4 as wide as it is tall holds two whole-body views side by side (left
-/// anterior, right posterior); any other frame is one view.
-fn views_of(image: dicom::DicomImage, source: String) -> Result<FileViews, SkipReason> {
+/// Frames to views: two frames are two views; one frame whose tags name no
+/// view and that is 3/8 to 3/4 as wide as it is tall holds two whole-body
+/// views side by side (left anterior, right posterior); any other frame is
+/// one view.
+fn views_of(image: dicom::DicomImage, source: &str) -> Result<FileViews, SkipReason> {
+    let no_patient_id = image.patient_id.is_none();
     let patient_id = image.patient_id.clone().unwrap_or_else(|| {
-        // No PatientID: the folder holding the file stands for the patient.
-        Path::new(&source)
-            .parent()
-            .map(|p| format!("folder:{}", p.display()))
-            .unwrap_or_else(|| format!("file:{source}"))
+        // No PatientID: the folder holding the file stands for the
+        // patient; a file at the top level is its own.
+        match Path::new(source).parent() {
+            Some(p) if !p.as_os_str().is_empty() => format!("folder:{}", p.display()),
+            _ => format!("file:{source}"),
+        }
     });
-    let views = match image.frames.len() {
-        1 => {
-            let frame = image
-                .frames
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| Plane::zeros(1, 1));
-            // Whole-body views are about 4:1; two side by side about 2:1.
-            // Squarer images (spot views) stay whole.
+    let tagged = image.views.first().copied().flatten();
+    let mut frames = image.frames.into_iter();
+    let views = match (frames.next(), frames.next(), frames.next()) {
+        (Some(frame), None, None) => {
+            // Whole-body views are about 4:1, two side by side about 2:1;
+            // squarer images (spot views) stay whole.
             let ratio = frame.width as f64 / frame.height.max(1) as f64;
-            if ratio > 0.375 && ratio <= 0.75 {
+            if tagged.is_none() && ratio > 0.375 && ratio <= 0.75 {
                 let (l, r) = prep::split_side_by_side(&frame);
                 vec![(Some(View::Anterior), l), (Some(View::Posterior), r)]
             } else {
-                vec![(image.views[0], frame)]
+                vec![(tagged, frame)]
             }
         }
-        2 => {
+        (Some(a), Some(b), None) => {
             let mut views: Vec<Option<View>> = image.views.clone();
             if views.iter().all(Option::is_none) {
                 // Dual-head convention: detector 1 anterior, 2 posterior.
                 views = vec![Some(View::Anterior), Some(View::Posterior)];
             }
-            views.into_iter().zip(image.frames).collect()
+            views.into_iter().zip([a, b]).collect()
         }
-        n => {
-            return Err(SkipReason::Decode(format!(
-                "{n} frames; expected 1 (one view, or two side by side) or 2 (anterior and posterior)"
-            )));
+        _ => {
+            return Err(SkipReason::Decode(
+                "expected 1 frame (one view, or two side by side) or 2 (anterior and posterior)"
+                    .into(),
+            ));
         }
     };
-    Ok(FileViews { patient_id, views })
+    Ok(FileViews {
+        patient_id,
+        no_patient_id,
+        views,
+    })
 }
 
 /// Crop, window and resize one view to 16-bit pixels.
@@ -268,10 +297,34 @@ pub fn prepare_view(plane: &Plane, size: [usize; 2], window: Window) -> (Vec<u16
     (pixels, crop)
 }
 
-/// One prepared view: source file, view, 16-bit pixels, crop box.
-type PreparedView = (String, Option<View>, Vec<u16>, prep::CropBox);
+/// A decoded, prepared file: patient, whether it had an ID, and its views.
+type Prepared = Result<(String, bool, Vec<(Option<View>, Vec<u16>, prep::CropBox)>), SkipReason>;
 
-/// Ingest every DICOM file under `dicom_dir` into `out`.
+fn prepare_file(path: &Path, source: &str, opts: &IngestOptions) -> Prepared {
+    let image = dicom::read(path)?;
+    for (i, f) in image.frames.iter().enumerate() {
+        let first = f.pixels.first().copied().unwrap_or(0.0);
+        if f.pixels.iter().all(|&p| p == first) {
+            return Err(SkipReason::Decode(format!(
+                "frame {} is flat (every pixel {first}); expected an image",
+                i + 1
+            )));
+        }
+    }
+    let fv = views_of(image, source)?;
+    let views = fv
+        .views
+        .iter()
+        .map(|(v, plane)| {
+            let (px, crop) = prepare_view(plane, opts.size, opts.window);
+            (*v, px, crop)
+        })
+        .collect();
+    Ok((fv.patient_id, fv.no_patient_id, views))
+}
+
+/// Ingest every DICOM file under `dicom_dir` into `out`. PNGs are written
+/// as each chunk of files is decoded; only the manifest rows stay in memory.
 pub fn ingest(
     dicom_dir: &Path,
     out: &Path,
@@ -293,100 +346,91 @@ pub fn ingest(
     let files = walk(dicom_dir)?;
     let mut report = IngestReport::default();
     let relative = |p: &Path| p.strip_prefix(dicom_dir).unwrap_or(p).display().to_string();
-    // Decode and prepare on every core, a chunk at a time; write in order.
+    // Per patient key: its class, and how many images of each view it has.
+    let mut patients: BTreeMap<String, (String, HashMap<String, usize>)> = BTreeMap::new();
+    let mut used_labels = std::collections::HashSet::new();
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    type Prepared = Result<(String, Vec<(Option<View>, Vec<u16>, prep::CropBox)>), SkipReason>;
-    let mut by_patient: BTreeMap<String, Vec<PreparedView>> = BTreeMap::new();
-    let mut raw_ids: HashMap<String, String> = HashMap::new();
     for chunk in files.chunks(threads * 4) {
+        // Decode and prepare on every core; results in file order.
         let results: Vec<Prepared> = std::thread::scope(|s| {
-            let per = chunk.len().div_ceil(threads);
+            let per = chunk.len().div_ceil(threads).max(1);
             let handles: Vec<_> = chunk
-                .chunks(per.max(1))
+                .chunks(per)
                 .map(|part| {
-                    s.spawn(|| {
+                    let h = s.spawn(|| {
                         part.iter()
-                            .map(|path| {
-                                let image = dicom::read(path)?;
-                                let fv = views_of(image, relative(path))?;
-                                let views = fv
-                                    .views
-                                    .iter()
-                                    .map(|(v, plane)| {
-                                        let (px, crop) =
-                                            prepare_view(plane, opts.size, opts.window);
-                                        (*v, px, crop)
-                                    })
-                                    .collect();
-                                Ok((fv.patient_id, views))
-                            })
+                            .map(|path| prepare_file(path, &relative(path), opts))
                             .collect::<Vec<Prepared>>()
-                    })
+                    });
+                    (part.len(), h)
                 })
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| {
+                .flat_map(|(n, h)| {
+                    // A panic loses that part's results: one reason per file.
                     h.join().unwrap_or_else(|_| {
-                        vec![Err(SkipReason::Decode("decoder panicked".into()))]
+                        (0..n)
+                            .map(|_| Err(SkipReason::Decode("the decoder panicked".into())))
+                            .collect()
                     })
                 })
                 .collect()
         });
         for (path, result) in chunk.iter().zip(results) {
-            match result {
-                Ok((patient_id, views)) => {
-                    let key = keys.key(&patient_id);
-                    raw_ids.insert(key.clone(), patient_id);
-                    let entry = by_patient.entry(key).or_default();
-                    for (view, px, crop) in views {
-                        entry.push((relative(path), view, px, crop));
-                    }
+            let source = relative(path);
+            let (patient_id, no_id, views) = match result {
+                Ok(r) => r,
+                Err(reason) => {
+                    report.skipped.push((source, reason.to_string()));
+                    continue;
                 }
-                Err(reason) => report.skipped.push((relative(path), reason.to_string())),
+            };
+            let key = keys.key(&patient_id);
+            let (class, taken) = patients.entry(key.clone()).or_insert_with(|| {
+                report.patients += 1;
+                if no_id {
+                    report.without_patient_id += 1;
+                }
+                let class = match &labels {
+                    Some(l) => match l.get(&patient_id) {
+                        Some(c) => {
+                            used_labels.insert(patient_id.clone());
+                            c.clone()
+                        }
+                        None => {
+                            report.unlabelled += 1;
+                            String::new()
+                        }
+                    },
+                    None => String::new(),
+                };
+                (class, HashMap::new())
+            });
+            for (view, pixels, crop) in views {
+                let view_name = view.map_or("unknown", View::as_str).to_string();
+                let n = taken.entry(view_name.clone()).or_insert(0);
+                *n += 1;
+                let file = if *n == 1 {
+                    format!("images/{key}_{view_name}.png")
+                } else {
+                    format!("images/{key}_{view_name}_{n}.png")
+                };
+                write_png16(&out.join(&file), &pixels, opts.size)?;
+                report.images.push(Ingested {
+                    patient: key.clone(),
+                    view: view_name,
+                    class: class.clone(),
+                    file,
+                    source_key: keys.key(&source).replacen('p', "s", 1),
+                    source: source.clone(),
+                    crop,
+                });
             }
         }
     }
-    let mut used_labels = std::collections::HashSet::new();
-    for (key, views) in by_patient {
-        let raw = raw_ids.get(&key).map(String::as_str).unwrap_or("");
-        let class = match &labels {
-            Some(l) => match l.get(raw) {
-                Some(c) => {
-                    used_labels.insert(raw.to_string());
-                    c.clone()
-                }
-                None => {
-                    report.unlabelled += 1;
-                    String::new()
-                }
-            },
-            None => String::new(),
-        };
-        report.patients += 1;
-        let mut taken: HashMap<String, usize> = HashMap::new();
-        for (source, view, pixels, crop) in views {
-            let view_name = view.map_or("unknown", View::as_str).to_string();
-            let n = taken.entry(view_name.clone()).or_insert(0);
-            *n += 1;
-            let file = if *n == 1 {
-                format!("images/{key}_{view_name}.png")
-            } else {
-                format!("images/{key}_{view_name}_{n}.png")
-            };
-            let path = out.join(&file);
-            write_png16(&path, &pixels, opts.size)?;
-            report.images.push(Ingested {
-                patient: key.clone(),
-                view: view_name,
-                class: class.clone(),
-                file,
-                source_key: keys.key(&source).replacen('p', "s", 1),
-                source,
-                crop,
-            });
-        }
-    }
+    // Manifest rows grouped by patient, in file order within each.
+    report.images.sort_by(|a, b| a.patient.cmp(&b.patient));
     if let Some(l) = &labels {
         report.labels_unused = l.keys().filter(|k| !used_labels.contains(*k)).count();
     }
@@ -420,13 +464,16 @@ fn csv_field(s: &str) -> String {
 /// Write `text` readable by its owner only (it names source files, whose
 /// paths often carry patient names or IDs).
 fn write_private(path: &Path, text: &str) -> Result<(), IngestError> {
-    std::fs::write(path, text).map_err(io(path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
-    }
-    Ok(())
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(text.as_bytes()).map_err(io(path))
 }
 
 /// `manifest.csv` (shareable: keys only), `sources.csv` (source key to

@@ -26,7 +26,7 @@ fn bad(path: &Path, line: usize, message: String) -> DataError {
 }
 
 /// Split one CSV line (double quotes may wrap a field holding commas).
-fn csv_fields(line: &str) -> Vec<String> {
+pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -54,10 +54,12 @@ fn parse_rows(labels: &Path) -> Result<Vec<Row>, DataError> {
         path: labels.to_path_buf(),
         message: format!("cannot read labels file: {e}"),
     })?;
+    // A spreadsheet's UTF-8 export starts with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
-        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
+        .map(|(i, l)| (i + 1, l.trim()))
         .filter(|(_, l)| !l.is_empty())
         .collect();
     let Some(&(_, first)) = lines.first() else {
@@ -91,7 +93,8 @@ fn parse_rows(labels: &Path) -> Result<Vec<Row>, DataError> {
             rows.push((n, get(fc), get(cc), pc.map(get).filter(|p| !p.is_empty())));
         }
     } else {
-        for &(n, line) in &lines {
+        // Headerless lines: `#` at the start of a line is a comment.
+        for &(n, line) in lines.iter().filter(|(_, l)| !l.starts_with('#')) {
             let parts: Vec<&str> = line
                 .split(|c: char| c == ',' || c.is_whitespace())
                 .filter(|p| !p.is_empty())
@@ -240,7 +243,12 @@ mod tests {
             png(&d.join(format!("{n}.png")), v);
         }
         let csv = d.join("manifest.csv");
-        std::fs::write(&csv, "patient,view,class,file\np1,anterior,healthy,a.png\np1,posterior,healthy,b.png\np2,anterior,\"metastasis\",c.png\n").unwrap();
+        std::fs::write(&csv, "\u{feff}patient,view,class,file\np1,anterior,healthy,a.png\np1,posterior,healthy,b.png\np2,anterior,\"metastasis\",c.png\n").unwrap();
+        std::fs::copy(d.join("d.png"), d.join("scan#4.png")).unwrap();
+        let hash = d.join("hash.csv");
+        std::fs::write(&hash, "file,class\nscan#4.png,y\na.png,x\n").unwrap();
+        let (_, items) = load_labelled(&d, &hash, &[], 16, 8).unwrap();
+        assert_eq!(items.len(), 2, "'#' in a CSV file name is not a comment");
         let (classes, items) = load_labelled(&d, &csv, &[], 16, 8).unwrap();
         assert_eq!(classes, vec!["healthy", "metastasis"]);
         assert_eq!(
@@ -249,7 +257,7 @@ mod tests {
         );
         assert!((items[2].pixels[0] - 30.0 / 255.0).abs() < 1e-3);
         let txt = d.join("labels.txt");
-        std::fs::write(&txt, "# BS-80K style\na 0\nb\t1\nd 1\n").unwrap();
+        std::fs::write(&txt, "# BS-80K style\r\na 0\r\nb\t1\nd 1\n").unwrap();
         let wanted = vec!["normal".to_string(), "abnormal".to_string()];
         let (_, items) = load_labelled(&d, &txt, &wanted, 16, 8).unwrap();
         assert_eq!(

@@ -213,6 +213,10 @@ fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &Data
         if spec.test_fraction > 0.0 && n_test == 0 && of_class.len() >= 2 {
             n_test = 1;
         }
+        // Never every patient of a class: training needs one.
+        if of_class.len() >= 2 {
+            n_test = n_test.min(of_class.len() - 1);
+        }
         for (k, &o) in order.iter().enumerate() {
             let images = &patients[of_class[o]].1;
             if k < n_test {
@@ -322,6 +326,16 @@ mod tests {
         // 10 images per class = 5 patients; 20 % of 5 = 1 patient, 2 images.
         assert_eq!(split.test.class_counts(), vec![2, 2, 2]);
         assert!(split.test.names.iter().any(|n| n.ends_with("/posterior")));
+    }
+
+    #[test]
+    fn a_class_always_keeps_a_training_patient() {
+        let mut s = spec();
+        s.class_counts = vec![4, 4, 4]; // 2 patients per class
+        s.test_fraction = 0.9;
+        let split = load(&s).unwrap();
+        assert_eq!(split.train.class_counts(), vec![2, 2, 2]);
+        assert_eq!(split.test.class_counts(), vec![2, 2, 2]);
     }
 
     #[test]

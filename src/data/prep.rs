@@ -318,7 +318,7 @@ fn resample_axis(src: &[f32], len: usize, stride: usize, count: usize, out_len: 
 /// Resize to `height` x `width`, keeping the aspect ratio and padding the
 /// rest with 0 (centred).
 pub fn resize_pad(plane: &Plane, height: usize, width: usize) -> Plane {
-    if plane.height == 0 || plane.width == 0 {
+    if plane.height == 0 || plane.width == 0 || height == 0 || width == 0 {
         return Plane::zeros(height, width);
     }
     let scale = (height as f64 / plane.height as f64).min(width as f64 / plane.width as f64);

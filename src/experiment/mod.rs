@@ -136,9 +136,10 @@ impl Settings {
                 device: "cpu",
             },
             Scale::Demo => Settings {
-                // Lesions are a few pixels wide at 1024 rows; below 128
-                // rows they vanish and every classifier sits at chance.
-                image_size: if wide { [128, 80] } else { [128, 64] },
+                // Whole-body frames are 4:1. Lesions are a few pixels wide
+                // at 1024 rows; below 128 they vanish and every classifier
+                // sits at chance. 256x64 costs what 128x64 does.
+                image_size: if wide { [256, 80] } else { [256, 64] },
                 class_counts: [82, 64, 30],
                 chest_per_class: 40,
                 gan_epochs: 6,

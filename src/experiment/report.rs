@@ -178,6 +178,22 @@ fn short(label: &str) -> String {
     head.chars().take(12).collect::<String>().to_uppercase()
 }
 
+/// [`short`] labels, numbered where two would read the same.
+fn short_labels(results: &[RowResult]) -> Vec<String> {
+    let labels: Vec<String> = results.iter().map(|r| short(&r.row.label)).collect();
+    labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if labels.iter().filter(|m| *m == l).count() > 1 {
+                format!("{} {}", i + 1, l.chars().take(9).collect::<String>())
+            } else {
+                l.clone()
+            }
+        })
+        .collect()
+}
+
 /// Write `report.md` and the charts into `dir`; returns the files written.
 pub fn write_report(
     dir: &Path,
@@ -268,7 +284,7 @@ pub fn write_report(
         written.push(path);
     } else {
         for c in &cols {
-            let groups: Vec<String> = results.iter().map(|r| short(&r.row.label)).collect();
+            let groups = short_labels(results);
             let series = vec![
                 Series {
                     name: "OURS (MEAN +- SD)".into(),
