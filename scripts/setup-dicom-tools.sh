@@ -6,7 +6,8 @@
 #
 # - Debian packages `dcmtk` (dcmdump, dcmconv, dcmcrle, dcmcjpeg, dcmcjpls and
 #   their decoders) and `libopenjp2-tools` (opj_compress), installed with
-#   apt-get only when their commands are missing;
+#   apt-get only when their commands are missing (and `tmux`, which the
+#   dashboard's end-to-end tests need);
 # - Python packages pydicom (pinned) and numpy, installed into VENV_DIR only
 #   when they cannot be imported there.
 #
@@ -25,18 +26,25 @@ for cmd in dcmdump dcmconv dcmcrle dcmdrle dcmcjpeg dcmdjpeg dcmcjpls dcmdjpls; 
   command -v "$cmd" >/dev/null || { missing+=(dcmtk); break; }
 done
 command -v opj_compress >/dev/null || missing+=(libopenjp2-tools)
+# Not a DICOM tool: the dashboard's end-to-end tests drive it in tmux.
+command -v tmux >/dev/null || missing+=(tmux)
 
 if ((${#missing[@]})); then
-  [[ $(id -u) -eq 0 ]] ||
-    die "missing ${missing[*]}; run as root or install them yourself: apt-get install ${missing[*]}"
+  # Root installs directly; otherwise passwordless sudo if there is one.
+  as_root=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo -n true 2>/dev/null ||
+      die "missing ${missing[*]}; run as root or install them yourself: apt-get install ${missing[*]}"
+    as_root=(sudo -n)
+  fi
   apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
       >/tmp/setup-dicom-tools.apt.log 2>&1
   }
   # Stale or absent package lists are the usual reason for a failed install:
   # refresh them once and retry.
   if ! apt_install; then
-    apt-get update >>/tmp/setup-dicom-tools.apt.log 2>&1 && apt_install ||
+    "${as_root[@]}" apt-get update >>/tmp/setup-dicom-tools.apt.log 2>&1 && apt_install ||
       die "apt-get could not install ${missing[*]}; see /tmp/setup-dicom-tools.apt.log"
   fi
   for cmd in dcmdump dcmcjpeg opj_compress; do
