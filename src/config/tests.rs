@@ -95,3 +95,15 @@ fn external_deps_exclude_local_stages() {
     let spec = parse_config("t.toml", text, Path::new("/p"), "t", &known).expect("valid");
     assert_eq!(spec.external_deps(), vec!["other".to_string()]);
 }
+
+#[test]
+fn phantom_classes_cannot_outnumber_what_the_phantom_draws() {
+    let e = first_error(
+        "kind = \"classifier\"\ndata = { source = \"phantom-bone\", classes = [\"a\", \"b\", \"c\", \"d\"] }\n",
+    );
+    assert!(e.contains("t.toml:2:") && e.contains("at most 3"), "{e}");
+    let e = first_error(
+        "kind = \"classifier\"\ndata = { source = \"phantom-bone\", labels = \"l.csv\" }\n",
+    );
+    assert!(e.contains("labels") && e.contains("folder"), "{e}");
+}

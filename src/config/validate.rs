@@ -509,6 +509,22 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
         if c.get_ref().len() < 2 || unique.len() != c.get_ref().len() {
             errs.at(c.span(), "classes must list at least two distinct names");
         }
+        // A phantom draws as many kinds of image as it has classes: more
+        // names would repeat images under new labels.
+        let most = match source {
+            DataSource::PhantomBone => 3,
+            DataSource::PhantomChest => 4,
+            DataSource::Folder => usize::MAX,
+        };
+        if c.get_ref().len() > most {
+            errs.at(
+                c.span(),
+                format!(
+                    "{} classes for source '{source}', which draws {most}; expected at most {most} names",
+                    c.get_ref().len()
+                ),
+            );
+        }
     }
     let split_seed = int_in(&raw.split_seed, "split_seed", 0, 0, i64::MAX, errs) as u64;
     let class_counts = match &raw.class_counts {
