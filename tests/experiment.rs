@@ -22,6 +22,10 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn experiment(name: &str, args: &[&str]) -> (Project, String) {
     let dir = scratch(name);
     std::fs::create_dir_all(dir.join("configs")).unwrap();
+    experiment_in(dir, args)
+}
+
+fn experiment_in(dir: PathBuf, args: &[&str]) -> (Project, String) {
     let project = Project(dir.clone());
     let out = run_in(&dir, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -65,10 +69,49 @@ fn is_png(path: &Path) {
 #[test]
 fn table4_reports_five_training_sets_with_every_metric() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (project, stdout) = experiment("exp-table4", &["experiment", "table4", "--scale", "smoke"]);
+    // On phantom data sets as a user's data arrive: DICOM files, ingested.
+    let dir = scratch("exp-table4");
+    std::fs::create_dir_all(dir.join("configs")).unwrap();
+    for args in [
+        &[
+            "data",
+            "phantom",
+            "--out",
+            "ph",
+            "--patients",
+            "16",
+            "--layout",
+            "mixed",
+            "--size",
+            "256x64",
+        ][..],
+        &[
+            "data",
+            "ingest",
+            "ph/dicom",
+            "--out",
+            "bone",
+            "--labels",
+            "ph/labels.csv",
+            "--size",
+            "128x32",
+        ][..],
+    ] {
+        let out = run_in(&dir, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
+    let (project, stdout) = experiment_in(
+        dir,
+        &["experiment", "table4", "--scale", "smoke", "--data", "bone"],
+    );
+    assert!(stdout.contains("table4: queued 7 configs"), "{stdout}");
     assert!(stdout.contains("7/7 ended"), "{stdout}");
     let dir = project.0.join("runs/experiments/table4");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("/bone`"),
+        "the ingested folder named as the data: {report}"
+    );
     let rows = table_rows(&report);
     let labels: Vec<&str> = rows.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(
