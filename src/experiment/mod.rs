@@ -604,33 +604,26 @@ pub fn plan(opts: &Options) -> Result<Plan, PlanError> {
                 &mut notes,
             ));
         }
-        Table::T6 => {
-            for (arch, label) in [
-                ("vgg16", "VGG16"),
-                ("densenet121", "DenseNet121"),
-                ("resnext50_32x4d", "ResNeXt50"),
-                ("multiscale", "multi-scale"),
-            ] {
-                let slug = arch.split('_').next().unwrap_or(arch);
-                rows.push(classifier_row(
-                    label.into(),
-                    slug,
-                    arch,
-                    Augmented,
-                    true,
-                    &mut configs,
-                    &mut notes,
-                ));
-            }
-        }
-        Table::T7 => {
-            for (arch, label) in [
-                ("resnet34", "ResNet34"),
-                ("mobilenet_v3_large", "MobileNetV3"),
-                ("inception_v3", "InceptionV3"),
-                ("efficientnet_b0", "EfficientNet"),
-                ("multiscale", "multi-scale (ours)"),
-            ] {
+        Table::T6 | Table::T7 => {
+            // Every model on training set 4: the multi-scale model's own
+            // backbones (table 6) or the paper's other classifiers (table 7).
+            let models: &[(&str, &str)] = if opts.table == Table::T6 {
+                &[
+                    ("vgg16", "VGG16"),
+                    ("densenet121", "DenseNet121"),
+                    ("resnext50_32x4d", "ResNeXt50"),
+                    ("multiscale", "multi-scale"),
+                ]
+            } else {
+                &[
+                    ("resnet34", "ResNet34"),
+                    ("mobilenet_v3_large", "MobileNetV3"),
+                    ("inception_v3", "InceptionV3"),
+                    ("efficientnet_b0", "EfficientNet"),
+                    ("multiscale", "multi-scale (ours)"),
+                ]
+            };
+            for &(arch, label) in models {
                 let slug = arch.split('_').next().unwrap_or(arch);
                 rows.push(classifier_row(
                     label.into(),
