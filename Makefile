@@ -61,6 +61,7 @@ $(DICOM_TOOLS): $(VENV)/.reference-deps scripts/setup-dicom-tools.sh
 
 # The whole suite: unit tests, integration tests (they run the built binary).
 test: build $(REFERENCE) $(DICOM_TOOLS)
+	@scripts/setup-slurm.sh
 	$(CARGO) test --release -- --test-threads=2
 
 lint: libtorch

@@ -319,8 +319,17 @@ fn status_line(r: &RunInfo) -> String {
     } else {
         r.state.clone()
     };
+    // A run on Slurm: its job and node before the reason.
+    let job = r.job_id.as_deref().map(|id| {
+        let node = r
+            .node
+            .as_deref()
+            .map(|n| format!(" on {n}"))
+            .unwrap_or_default();
+        format!("[slurm job {id}{node}] ")
+    });
     format!(
-        "{:<4} {:<34} {:<10} {:<14} {:>5} {:>8} {:<7} {}",
+        "{:<4} {:<34} {:<10} {:<14} {:>5} {:>8} {:<7} {}{}",
         place,
         r.id,
         state,
@@ -328,6 +337,7 @@ fn status_line(r: &RunInfo) -> String {
         r.epoch,
         r.step,
         r.device.as_deref().unwrap_or("-"),
+        job.unwrap_or_default(),
         r.reason.as_deref().unwrap_or("")
     )
 }

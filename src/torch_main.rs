@@ -320,6 +320,12 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(stop))?;
         signal_hook::flag::register(signal, Arc::clone(stop))?;
     }
+    // Slurm's warning ahead of the time limit (`--signal=B:USR1@N`).
+    signal_hook::flag::register(
+        signal_hook::consts::SIGUSR1,
+        Arc::clone(&control.time_limit),
+    )?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(stop))?;
     eprintln!("run {} in {}", run.id(), run.root().display());
     let mut bar = progress::Progress::new(show_progress);
     let outcome = worker::execute(&run, &control, |rec| bar.observe(rec));

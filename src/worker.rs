@@ -24,6 +24,9 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Hold at the next step boundary.
     pub pause: Arc<AtomicBool>,
+    /// Set with `stop` by SIGUSR1, which Slurm sends ahead of a job's time
+    /// limit (`signal_lead`): the run ends queued, to be resubmitted.
+    pub time_limit: Arc<AtomicBool>,
     /// Where the running stage is, for the heartbeat.
     pub progress: Arc<train::Progress>,
 }
@@ -75,6 +78,14 @@ pub fn execute(
     });
     let (state, reason) = match &result {
         Ok(WorkerOutcome::Done) => (RunState::Done, None),
+        Ok(WorkerOutcome::Stopped { stage, step }) if control.time_limit.load(Ordering::SeqCst) => {
+            (
+                RunState::Queued,
+                Some(format!(
+                    "checkpointed at step {step} of stage '{stage}' ahead of the Slurm time limit; to be resubmitted"
+                )),
+            )
+        }
         Ok(WorkerOutcome::Stopped { stage, step })
             if ControlRequest::read(&run.control_path()).release =>
         {

@@ -146,3 +146,22 @@ fn binary_runs_with_an_empty_environment() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: scintigan"));
 }
+
+#[test]
+fn sbatch_flag_outside_the_allow_list() {
+    let errors = errors_of("slurm_flag.toml");
+    assert!(
+        errors[0].starts_with(
+            "tests/fixtures/slurm_flag.toml:4:1: slurm.extra: '--wrap=id' is not an allowed sbatch flag; expected one of --constraint, --exclude,"
+        ),
+        "all errors: {errors:#?}"
+    );
+}
+
+#[test]
+fn unknown_executor() {
+    assert_first(
+        "unknown_executor.toml",
+        "tests/fixtures/unknown_executor.toml:3:12: unknown executor 'kubernetes'; expected \"local\" or \"slurm\"",
+    );
+}

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::project::Project;
 use common::*;
 use scintigan::daemon::Paths;
 use scintigan::daemon::client::Client;
@@ -13,92 +14,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A project folder with `configs/` and a daemon that is stopped (and its
-/// workers killed) when the test ends, however it ends.
-struct Project {
-    dir: PathBuf,
-    _guard: std::sync::MutexGuard<'static, ()>,
-}
-
-/// One daemon test at a time: several libtorch workers on two cores slow
-/// each other down by orders of magnitude (OpenMP threads spin).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl Project {
-    fn new(name: &str, settings: &str) -> Self {
-        let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = scratch(name);
-        std::fs::create_dir_all(dir.join("configs")).expect("configs");
-        std::fs::create_dir_all(dir.join("runs/.daemon")).expect("runs");
-        std::fs::write(dir.join("runs/.daemon/daemon.toml"), settings).expect("settings");
-        Self { dir, _guard: guard }
-    }
-    fn paths(&self) -> Paths {
-        Paths::new(&self.dir.join("runs"), &self.dir.join("configs"))
-    }
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        run_in(&self.dir, args)
-    }
-    /// Run a CLI command that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "scintigan {args:?} failed: {}",
-            stderr(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    /// `status --json` through the CLI.
-    fn cli_status(&self) -> Snapshot {
-        serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json")
-    }
-    /// The same through the client library: polling by spawning the CLI
-    /// (which loads libtorch) would starve the workers on a small machine.
-    /// (Empty while no daemon answers.)
-    fn status(&self) -> Snapshot {
-        let Ok(mut client) = Client::connect(&self.paths()) else {
-            return Snapshot::default();
-        };
-        match client.request(Request::List) {
-            Ok(Reply::List(s)) => s,
-            _ => Snapshot::default(),
-        }
-    }
-    fn run_named(&self, name: &str) -> Option<RunInfo> {
-        self.status().runs.into_iter().find(|r| r.name == name)
-    }
-    fn wait_state(&self, name: &str, state: &str, secs: u64) -> RunInfo {
-        let mut last = None;
-        let ok = wait_for(secs, || {
-            std::thread::sleep(Duration::from_millis(80));
-            last = self.run_named(name);
-            last.as_ref().is_some_and(|r| r.state == state)
-        });
-        assert!(ok, "{name} never became {state}; last seen {last:?}");
-        last.expect("run")
-    }
-    fn config(&self, file: &str, text: &str) {
-        // Written beside and renamed in, as an editor would.
-        let tmp = self.dir.join(format!(".{file}.part"));
-        std::fs::write(&tmp, text).expect("write config");
-        std::fs::rename(&tmp, self.dir.join("configs").join(file)).expect("rename config");
-    }
-    fn run_dir(&self, id: &str) -> RunDir {
-        RunDir::open(&self.dir.join("runs").join(id)).expect("run dir")
-    }
-    fn daemon_pid(&self) -> Option<u32> {
-        self.paths().recorded_pid()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        // Every process working in this project: its daemon and workers.
-        kill_processes_mentioning(&self.dir);
-    }
-}
 
 fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
@@ -253,14 +168,6 @@ fn two_hundred_configs_are_each_enqueued_once_and_never_again_after_a_restart() 
 
 /// A tiny GAN run of 150 epochs x 6 steps with mid-epoch checkpoints every
 /// ~0.1 s: long enough to interfere with, a few seconds on the CPU.
-fn long_config(name: &str, epochs: u32) -> String {
-    tiny_gan_config(
-        name,
-        epochs,
-        "checkpoint_minutes = 0.0015\ncheckpoint_every = 1000",
-    )
-}
-
 /// Events of `run` through the daemon, from the first, until `done` holds
 /// for what was received (or `secs` pass). A `reset` clears what was
 /// received, as a dashboard would.
@@ -299,17 +206,6 @@ fn finished(records: &[EventRecord]) -> bool {
     records
         .iter()
         .any(|r| matches!(r.event, Event::RunFinished { .. }))
-}
-
-fn assert_each_step_once(records: &[EventRecord], steps: u64) {
-    let got: Vec<u64> = gan_losses(records).iter().map(|(s, _)| *s).collect();
-    assert_eq!(
-        got,
-        (1..=steps).collect::<Vec<u64>>(),
-        "every step exactly once"
-    );
-    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq increasing");
 }
 
 #[test]

@@ -15,10 +15,12 @@
 
 mod error;
 mod raw;
+pub mod slurm;
 mod spec;
 mod validate;
 
 pub use error::{ConfigError, Source};
+pub use slurm::{Executor, SlurmOptions};
 pub use spec::*;
 pub use validate::{KnownRuns, sanitize_name};
 

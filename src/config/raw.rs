@@ -18,6 +18,10 @@ pub struct RawFile {
     pub model: Option<Spanned<RawModel>>,
     pub train: Option<Spanned<RawTrain>>,
     pub stage: Option<Vec<Spanned<RawStage>>>,
+    /// `local` or `slurm`: overrides the daemon's executor for this run.
+    pub executor: Option<Spanned<String>>,
+    /// This run's Slurm job requests, over the daemon's.
+    pub slurm: Option<Spanned<super::slurm::SlurmOptions>>,
 }
 
 /// One `[[stage]]` table of a pipeline.

@@ -14,6 +14,12 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
     pub stage: Vec<StageSpec>,
+    /// Where its worker runs, when the config says (else the daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<super::slurm::Executor>,
+    /// Its Slurm job requests, over the daemon's `[slurm]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<super::slurm::SlurmOptions>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

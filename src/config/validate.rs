@@ -2,6 +2,7 @@
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawData, RawFile, RawModel, RawStage, RawTrain};
+use super::slurm::{Executor, SlurmOptions};
 use super::spec::*;
 use serde_spanned::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,6 +119,8 @@ fn build(ctx: &Context<'_>, raw: RawFile, errs: &mut Errors<'_>) -> RunSpec {
                     name,
                     after: Vec::new(),
                     stage: Vec::new(),
+                    executor: None,
+                    slurm: None,
                 };
             };
             let stage = RawStage {
@@ -133,6 +136,7 @@ fn build(ctx: &Context<'_>, raw: RawFile, errs: &mut Errors<'_>) -> RunSpec {
         }
     };
 
+    let (executor, slurm) = executor_and_slurm(raw.executor, raw.slurm, errs);
     let run_after: Vec<String> = after
         .iter()
         .flatten()
@@ -153,7 +157,37 @@ fn build(ctx: &Context<'_>, raw: RawFile, errs: &mut Errors<'_>) -> RunSpec {
         name,
         after: run_after,
         stage: specs,
+        executor,
+        slurm,
     }
+}
+
+/// The run's own `executor` and `[slurm]`, each checked.
+fn executor_and_slurm(
+    executor: Option<Spanned<String>>,
+    slurm: Option<Spanned<SlurmOptions>>,
+    errs: &mut Errors<'_>,
+) -> (Option<Executor>, Option<SlurmOptions>) {
+    let executor = executor.and_then(|e| {
+        let parsed = Executor::parse(e.get_ref());
+        if parsed.is_none() {
+            errs.at(
+                e.span(),
+                format!(
+                    "unknown executor '{}'; expected \"local\" or \"slurm\"",
+                    e.get_ref()
+                ),
+            );
+        }
+        parsed
+    });
+    let slurm = slurm.map(|s| {
+        for (field, problem) in s.get_ref().problems() {
+            errs.at(s.span(), format!("slurm.{field}: {problem}"));
+        }
+        s.into_inner()
+    });
+    (executor, slurm)
 }
 
 /// Turn arbitrary text (a file stem) into a run name: letters, digits, `-`,

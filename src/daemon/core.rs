@@ -2,10 +2,13 @@
 //! starting, adopting and reaping workers, and the control requests. All of
 //! it is synchronous; the server calls in under one lock.
 
+mod jobs;
+
 use super::Paths;
 use super::process;
 use super::protocol::{InvalidConfig, MoveTo, RunInfo, Snapshot};
 use super::settings::Settings;
+use super::slurm::JobInfo;
 use super::state::{FileEntry, QueueState, Slot, WorkerRecord, content_hash};
 use crate::config::{self, KnownRuns, RunSpec};
 use crate::store::{self, ControlRequest, Event, EventWriter, RunDir, RunState, Status};
@@ -47,6 +50,10 @@ pub struct Core {
     /// look (the look reads every run's status and frozen config).
     queue_changed: bool,
     last_start_check: std::time::Instant,
+    /// What Slurm last said about each followed job, by run id.
+    job_info: BTreeMap<String, JobInfo>,
+    /// When Slurm was last asked (`None`: ask at the next tick).
+    last_job_poll: Option<std::time::Instant>,
 }
 
 pub type Reply = Result<String, String>;
@@ -56,6 +63,10 @@ pub const UNDER_DAEMON: &str = "SCINTIGAN_UNDER_DAEMON";
 
 impl Core {
     pub fn new(paths: Paths, settings: Settings) -> Result<Self, String> {
+        if settings.executor == config::Executor::Slurm {
+            super::slurm::check_commands()
+                .map_err(|e| format!("{}: {e}", paths.settings_file().display()))?;
+        }
         let state = QueueState::load(&paths.state_file())?;
         let gpus = settings.gpu_count();
         let exe =
@@ -72,6 +83,8 @@ impl Core {
             gpus,
             queue_changed: true,
             last_start_check: std::time::Instant::now(),
+            job_info: BTreeMap::new(),
+            last_job_poll: None,
         })
     }
 
@@ -92,11 +105,12 @@ impl Core {
 
     /// Whether anything needs the executor to look soon.
     pub fn busy(&self) -> bool {
-        !self.workers.is_empty() || !self.state.queue.is_empty()
+        !self.workers.is_empty() || !self.state.queue.is_empty() || !self.state.jobs.is_empty()
     }
 
+    /// Workers and Slurm jobs not yet seen to end.
     pub fn live_workers(&self) -> usize {
-        self.workers.len()
+        self.workers.len() + self.state.jobs.len()
     }
 
     // ----- config files -------------------------------------------------
@@ -228,6 +242,10 @@ impl Core {
         for run in store::list_runs(&self.paths.runs) {
             let Ok(status) = run.status() else { continue };
             let id = run.id();
+            if self.has_job(&id) {
+                // Followed through Slurm: the next poll reads its job.
+                continue;
+            }
             let live_state = matches!(status.state, RunState::Running)
                 || (status.state == RunState::Paused && status.pid.is_some());
             if !live_state {
@@ -282,6 +300,7 @@ impl Core {
             self.save();
             self.queue_changed = true;
         }
+        self.poll_jobs();
         // Also every few seconds, for changes made outside the daemon (a
         // dependency finished by `scintigan run`, a status edited by hand).
         if self.queue_changed || self.last_start_check.elapsed() >= Duration::from_secs(2) {
@@ -438,8 +457,17 @@ impl Core {
                 self.held.insert(id.clone(), reason);
                 continue;
             }
+            if spec.executor.unwrap_or(self.settings.executor) == config::Executor::Slurm {
+                match self.submit_job(run, &spec) {
+                    Ok(job) => tracing::info!("submitted {id} as Slurm job {job}"),
+                    Err(e) => self.fail(run, format!("cannot submit its Slurm job: {e}")),
+                }
+                self.state.queue.retain(|q| *q != id);
+                changed = true;
+                continue;
+            }
             if !self.any_slot_free() {
-                break;
+                continue;
             }
             let Some(slot) = self.free_slot_for(&spec) else {
                 continue;
@@ -574,6 +602,9 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let mut status = run.status().map_err(|e| e.to_string())?;
+        if self.has_job(&id) {
+            return self.pause_job(&run, release);
+        }
         if self.live(&id, &status) {
             self.request_control(
                 &run,
@@ -612,9 +643,14 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let mut status = run.status().map_err(|e| e.to_string())?;
-        if self.live(&id, &status) {
+        if self.live(&id, &status) || (self.has_job(&id) && status.pid.is_some()) {
             self.request_control(&run, ControlRequest::default())?;
             return Ok(format!("{id}: resuming"));
+        }
+        if self.has_job(&id) {
+            return Err(format!(
+                "{id}: its Slurm job has not ended yet; resume once it shows paused"
+            ));
         }
         if status.state != RunState::Paused {
             return Err(format!(
@@ -638,6 +674,9 @@ impl Core {
         let run = self.resolve(key)?;
         let id = run.id();
         let status = run.status().map_err(|e| e.to_string())?;
+        if self.has_job(&id) {
+            return self.cancel_job(&run, now);
+        }
         if let Some(w) = self.workers.get(&id).filter(|_| self.live(&id, &status)) {
             let pid = w.pid as i32;
             if now {
@@ -773,6 +812,7 @@ impl Core {
 
     /// Ask every live worker to checkpoint and exit (paused, device released).
     pub fn stop_all_runs(&mut self) {
+        self.stop_all_jobs();
         for id in self.workers.keys() {
             let run_dir = self.paths.runs.join(id);
             if let Ok(run) = RunDir::open(&run_dir) {
@@ -796,7 +836,8 @@ impl Core {
             let Ok(s) = run.status() else { continue };
             let id = run.id();
             let position = order.iter().position(|q| *q == id).map(|p| p + 1);
-            let live = self.workers.contains_key(&id);
+            let job = self.job_view(&id);
+            let live = self.workers.contains_key(&id) || (job.is_some() && s.pid.is_some());
             let stalled = live
                 && s.heartbeat
                     .is_some_and(|h| now - h > self.settings.stall_seconds);
@@ -806,20 +847,39 @@ impl Core {
                 .iter()
                 .find(|(_, e)| e.run_id == id)
                 .map(|(f, _)| f.clone());
+            let pending_reason = job.as_ref().and_then(|j| j.3.clone());
             let reason = match (s.state, self.held.get(&id)) {
                 (RunState::Queued, Some(held)) => Some(held.clone()),
+                _ if pending_reason.is_some() => {
+                    pending_reason.map(|r| format!("pending in Slurm: {r}"))
+                }
                 _ => s.exit_reason.clone(),
+            };
+            let pending = job.as_ref().is_some_and(|j| {
+                s.pid.is_none()
+                    && j.2
+                        .as_deref()
+                        .is_some_and(|st| st == "PENDING" || st == "SUBMITTED")
+            });
+            let executor = if job.is_some() || s.slurm_job.is_some() {
+                config::Executor::Slurm
+            } else {
+                config::Executor::Local
             };
             runs.push(RunInfo {
                 id: id.clone(),
                 name: s.name.clone(),
-                state: s.state.to_string(),
+                state: if pending {
+                    "pending".to_string()
+                } else {
+                    s.state.to_string()
+                },
                 position,
                 priority: self.state.priority(&id),
                 reason,
                 stalled,
                 pid: if live {
-                    self.workers.get(&id).map(|w| w.pid)
+                    self.workers.get(&id).map(|w| w.pid).or(s.pid)
                 } else {
                     None
                 },
@@ -833,6 +893,10 @@ impl Core {
                 created_at: s.created_at,
                 updated_at: s.updated_at,
                 heartbeat: s.heartbeat,
+                executor: Some(executor.as_str().to_string()),
+                job_id: job.as_ref().map(|j| j.0.clone()).or(s.slurm_job.clone()),
+                node: job.as_ref().and_then(|j| j.1.clone()),
+                job_state: job.as_ref().and_then(|j| j.2.clone()),
             });
         }
         let rank = |r: &RunInfo| match (r.pid.is_some(), r.position) {

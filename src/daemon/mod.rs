@@ -13,6 +13,7 @@ mod process;
 pub mod protocol;
 mod server;
 pub mod settings;
+pub mod slurm;
 mod state;
 
 pub use core::UNDER_DAEMON;

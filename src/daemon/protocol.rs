@@ -160,6 +160,18 @@ pub struct RunInfo {
     pub created_at: f64,
     pub updated_at: f64,
     pub heartbeat: Option<f64>,
+    /// `local` or `slurm`.
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// Slurm job id of its latest submission.
+    #[serde(default)]
+    pub job_id: Option<String>,
+    /// Node(s) Slurm runs it on.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Slurm's state of the job while the daemon follows it (PENDING, ...).
+    #[serde(default)]
+    pub job_state: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,8 +7,19 @@
 //! max_retries = 2        # times a worker that died is restarted from its checkpoint
 //! stall_seconds = 120    # a running worker silent this long is shown as stalled
 //! settle_ms = 750        # a config file is read once unchanged this long
+//! executor = "local"     # or "slurm": workers run as Slurm batch jobs
+//! slurm_poll_seconds = 5 # how often squeue is asked about our jobs
+//! slurm_cancel_grace_seconds = 120  # after `cancel`, scancel a job still alive this long
+//! [slurm]                # job requests for every run (a run's [slurm] overrides)
+//! partition = "gpu"
+//! gres = "gpu:1"
+//! time = "1-00:00:00"
 //! ```
+//!
+//! The `[slurm]` keys are those of a run config's `[slurm]` table
+//! (`crate::config::slurm`).
 
+use crate::config::{Executor, SlurmOptions};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -21,6 +32,10 @@ pub struct Settings {
     pub max_retries: u32,
     pub stall_seconds: f64,
     pub settle_ms: u64,
+    pub executor: Executor,
+    pub slurm: SlurmOptions,
+    pub slurm_poll_seconds: f64,
+    pub slurm_cancel_grace_seconds: f64,
 }
 
 impl Default for Settings {
@@ -32,6 +47,10 @@ impl Default for Settings {
             max_retries: 2,
             stall_seconds: 120.0,
             settle_ms: 750,
+            executor: Executor::Local,
+            slurm: SlurmOptions::default(),
+            slurm_poll_seconds: 5.0,
+            slurm_cancel_grace_seconds: 120.0,
         }
     }
 }
@@ -45,7 +64,7 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        toml::from_str(&text).map_err(|e| {
+        let settings: Self = toml::from_str(&text).map_err(|e| {
             let file = path.to_string_lossy();
             let src = crate::config::Source {
                 file: &file,
@@ -53,11 +72,22 @@ impl Settings {
             };
             let (line, col) = e.span().map_or((1, 1), |s| src.line_col(s.start));
             format!(
-                "{}:{line}:{col}: {}; expected the keys cpu_slots, gpu_slots, gpus, max_retries, stall_seconds, settle_ms",
+                "{}:{line}:{col}: {}; expected the keys cpu_slots, gpu_slots, gpus, max_retries, stall_seconds, settle_ms, executor, slurm_poll_seconds, slurm_cancel_grace_seconds and a [slurm] table",
                 path.display(),
                 e.message().lines().next().unwrap_or("invalid TOML")
             )
-        })
+        })?;
+        if let Some((field, problem)) = settings.slurm.problems().into_iter().next() {
+            return Err(format!("{}: slurm.{field}: {problem}", path.display()));
+        }
+        if !(settings.slurm_poll_seconds >= 0.2) {
+            return Err(format!(
+                "{}: slurm_poll_seconds = {}; expected at least 0.2",
+                path.display(),
+                settings.slurm_poll_seconds
+            ));
+        }
+        Ok(settings)
     }
 
     /// GPUs the daemon may hand out: the setting, else the count the NVIDIA

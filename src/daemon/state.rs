@@ -19,6 +19,8 @@ pub struct QueueState {
     pub enqueued: BTreeSet<String>,
     /// Run id -> the worker started for it (for adoption after a restart).
     pub workers: BTreeMap<String, WorkerRecord>,
+    /// Run id -> its Slurm job (submitted, not yet seen to end).
+    pub jobs: BTreeMap<String, JobRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,30 @@ pub enum Slot {
 pub struct WorkerRecord {
     pub pid: u32,
     pub slot: Slot,
+}
+
+/// A run's Slurm job, as the daemon tracks it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    /// What the daemon asked of it, so its end is read right.
+    #[serde(default)]
+    pub requested: Option<JobRequest>,
+    /// Unix seconds of the checkpoint-and-stop signal sent for a cancel.
+    #[serde(default)]
+    pub cancel_sent_at: Option<f64>,
+}
+
+/// A request the daemon made of a Slurm job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobRequest {
+    /// Checkpoint and end cancelled.
+    Cancel,
+    /// End at once, no checkpoint (`cancel --now`).
+    Kill,
+    /// Checkpoint and end paused, to be resubmitted on resume.
+    Pause,
 }
 
 impl QueueState {

@@ -59,6 +59,10 @@ pub struct Status {
     /// Optimizer steps of the current stage in all (0 until it starts).
     #[serde(default)]
     pub stage_steps: u64,
+    /// The Slurm job id of the run's latest submission, when it ran
+    /// through Slurm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job: Option<String>,
 }
 
 /// Serialises this process's writes of status files, so the worker's
@@ -83,6 +87,7 @@ impl Status {
             heartbeat: None,
             retries: 0,
             stage_steps: 0,
+            slurm_job: None,
         }
     }
 

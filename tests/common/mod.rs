@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod project;
+
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scintigan"))
 }

@@ -13,6 +13,7 @@ pub fn state_color(state: &str) -> Color {
     match state {
         "running" => Color::Green,
         "queued" => Color::Blue,
+        "pending" => Color::Cyan,
         "paused" => Color::Yellow,
         "done" => Color::Gray,
         "failed" => Color::Red,
@@ -129,17 +130,22 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         header.extend(["ETA", "device", "elapsed"]);
     }
     let invalid = &snap.invalid_configs;
-    let reason_lines: Vec<Line<'_>> = snap
-        .runs
-        .get(app.selected)
-        .and_then(|r| r.reason.clone())
-        .map(|reason| {
+    let selected = snap.runs.get(app.selected);
+    let reason_lines: Vec<Line<'_>> = selected
+        .and_then(slurm_line)
+        .map(|text| {
+            Line::from(Span::styled(
+                text,
+                paint(app, Style::default().fg(Color::Cyan)),
+            ))
+        })
+        .into_iter()
+        .chain(selected.and_then(|r| r.reason.clone()).map(|reason| {
             Line::from(Span::styled(
                 format!("↳ {reason}"),
                 paint(app, Style::default().fg(Color::Yellow)),
             ))
-        })
-        .into_iter()
+        }))
         .chain(invalid.iter().map(|bad| {
             Line::from(Span::styled(
                 format!(
@@ -174,6 +180,19 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         };
         frame.render_widget(Paragraph::new(reason_lines), area);
     }
+}
+
+/// "slurm job 12 · RUNNING on gpu07" for a run submitted to Slurm.
+pub fn slurm_line(r: &crate::daemon::protocol::RunInfo) -> Option<String> {
+    let job = r.job_id.as_deref()?;
+    let mut text = format!("⎈ slurm job {job}");
+    if let Some(state) = &r.job_state {
+        text.push_str(&format!(" · {state}"));
+    }
+    if let Some(node) = &r.node {
+        text.push_str(&format!(" on {node}"));
+    }
+    Some(text)
 }
 
 /// Seconds left in the current stage at the pace so far.

@@ -1,5 +1,5 @@
 //! GPU utilisation, memory and temperature (or "no GPU"), CPU, RAM and free
-//! disk under runs/.
+//! disk under runs/, all of this machine (a run on a Slurm node says so).
 
 use crate::tui::app::{App, Pane};
 use crate::tui::draw::{paint, pane_block};
@@ -85,5 +85,18 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
             gib(s.disk_total_bytes)
         )),
     ]));
+    // A run on a Slurm node: these figures are not its node's.
+    if let Some(r) = app.state.snapshot.runs.get(app.selected)
+        && r.executor.as_deref() == Some("slurm")
+    {
+        let node = r.node.as_deref().unwrap_or("a Slurm node");
+        lines.push(Line::from(Span::styled(
+            format!(
+                "these figures are this machine's only; {} runs on {node}",
+                r.name
+            ),
+            paint(app, Style::default().fg(Color::Yellow)),
+        )));
+    }
     frame.render_widget(Paragraph::new(lines), inner);
 }

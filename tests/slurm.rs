@@ -1,0 +1,392 @@
+//! The Slurm executor against a real single-node Slurm (Debian's packages,
+//! installed and started by `scripts/setup-slurm.sh`, which `make test`
+//! runs). Skipped, with the reason on stderr, only when this is not root
+//! and no Slurm answers.
+
+mod common;
+
+use common::project::{Project, assert_each_step_once, long_config};
+use common::*;
+use scintigan::daemon::protocol::RunInfo;
+use scintigan::store::{Event, RunState};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+/// Whether a Slurm node is up; starts one (as root) when none is. `false`
+/// with a logged reason when this is not root.
+fn slurm_up() -> bool {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-slurm.sh");
+    let check = || {
+        Command::new(script)
+            .arg("--check")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if check() {
+        return true;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "SKIPPED: no Slurm answers and this is not root, so scripts/setup-slurm.sh cannot install and start one"
+        );
+        return false;
+    }
+    let out = Command::new(script).output().expect("run setup-slurm.sh");
+    assert!(
+        out.status.success() && check(),
+        "scripts/setup-slurm.sh did not bring up Slurm: {}",
+        stderr(&out)
+    );
+    true
+}
+
+/// Cancels this test's Slurm jobs (named `scintigan-<prefix>...`) when it
+/// ends, however it ends.
+struct Jobs(&'static str);
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        let Ok(out) = Command::new("squeue")
+            .args(["--noheader", "--format=%i %j"])
+            .output()
+        else {
+            return;
+        };
+        let prefix = format!("scintigan-{}", self.0);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((id, name)) = line.trim().split_once(' ')
+                && name.starts_with(&prefix)
+            {
+                let _ = Command::new("scancel").arg(id).status();
+            }
+        }
+    }
+}
+
+/// A daemon.toml for the Slurm executor that polls often.
+fn slurm_settings(extra: &str) -> String {
+    format!(
+        "executor = \"slurm\"\nslurm_poll_seconds = 0.5\nmax_retries = 4\n{extra}\n[slurm]\npartition = \"main\"\n"
+    )
+}
+
+/// Final `status --json` states by run name, once every run has ended
+/// and the daemon follows no job of theirs any more (a worker records its
+/// own end a moment before the daemon reads Slurm's).
+fn final_states(p: &Project, names: &[&str], secs: u64) -> BTreeMap<String, String> {
+    let mut last: Vec<RunInfo> = Vec::new();
+    let settled = wait_for(secs, || {
+        std::thread::sleep(Duration::from_millis(300));
+        last = p.status().runs;
+        names.iter().all(|n| {
+            last.iter().any(|r| {
+                r.name == *n
+                    && matches!(r.state.as_str(), "done" | "failed" | "cancelled")
+                    && r.job_state.is_none()
+            })
+        })
+    });
+    assert!(settled, "runs never settled: {last:#?}");
+    p.cli_status()
+        .runs
+        .into_iter()
+        .map(|r| (r.name, r.state))
+        .collect()
+}
+
+/// Three runs chained by `after` (chest pretraining, bone fine-tuning from
+/// it, a classifier after that), and one that fails at setup.
+fn pipeline_configs(p: &Project) {
+    p.config(
+        "chest.toml",
+        "name = \"slp-chest\"\nkind = \"gan\"\n\
+         data = { source = \"phantom-chest\", image_size = [32, 16], per_class = 6 }\n\
+         model = { arch = \"acgan\", latent_dim = 8, base_channels = 4 }\n\
+         train = { epochs = 2, batch_size = 4, device = \"cpu\" }\n",
+    );
+    p.config(
+        "bone.toml",
+        "name = \"slp-bone\"\nkind = \"gan\"\ninit_from = \"run:slp-chest\"\n\
+         data = { source = \"phantom-bone\", image_size = [32, 16], per_class = 6 }\n\
+         model = { arch = \"acgan\", latent_dim = 8, base_channels = 4 }\n\
+         train = { epochs = 2, batch_size = 4, device = \"cpu\" }\n",
+    );
+    p.config(
+        "classify.toml",
+        "name = \"slp-classify\"\nkind = \"classifier\"\nafter = [\"slp-bone\"]\n\
+         data = { source = \"phantom-bone\", image_size = [32, 16], per_class = 10, test_fraction = 0.3 }\n\
+         model = { arch = \"small-cnn\", base_channels = 4 }\n\
+         train = { epochs = 2, batch_size = 4, device = \"cpu\" }\n",
+    );
+    // DenseNet121 cannot take 16-pixel-wide images: fails on the node.
+    p.config(
+        "toosmall.toml",
+        "name = \"slp-toosmall\"\nkind = \"classifier\"\nafter = [\"slp-bone\"]\n\
+         data = { source = \"phantom-bone\", image_size = [16, 16], per_class = 4 }\n\
+         model = { arch = \"densenet121\" }\n\
+         train = { epochs = 1, batch_size = 2, device = \"cpu\" }\n",
+    );
+}
+
+#[test]
+fn a_three_stage_pipeline_ends_in_the_same_states_through_slurm_as_locally() {
+    if !slurm_up() {
+        return;
+    }
+    let _jobs = Jobs("slp-");
+    let names = ["slp-chest", "slp-bone", "slp-classify", "slp-toosmall"];
+    let local = {
+        let p = Project::new("slurm-pipeline-local", "cpu_slots = 1\n");
+        pipeline_configs(&p);
+        p.ok(&["daemon"]);
+        final_states(&p, &names, 300)
+    };
+    let p = Project::new("slurm-pipeline", &slurm_settings(""));
+    pipeline_configs(&p);
+    p.ok(&["daemon"]);
+    let through_slurm = final_states(&p, &names, 300);
+    assert_eq!(through_slurm, local);
+    assert_eq!(local["slp-classify"], "done");
+    assert_eq!(local["slp-toosmall"], "failed");
+
+    // Every run names its job, and its worker wrote into the shared run
+    // directory: the job's output file and events with a Slurm job id.
+    for r in p.cli_status().runs {
+        assert_eq!(r.executor.as_deref(), Some("slurm"), "{r:?}");
+        let job = r
+            .job_id
+            .clone()
+            .unwrap_or_else(|| panic!("no job id: {r:?}"));
+        let run = p.run_dir(&r.id);
+        assert_eq!(
+            run.status().expect("status").slurm_job.as_deref(),
+            Some(job.as_str())
+        );
+        assert!(
+            run.root().join(format!("slurm-{job}.log")).is_file(),
+            "{r:?}"
+        );
+    }
+    // The failed run says why, in the worker's words.
+    let failed = p.run_named("slp-toosmall").expect("toosmall");
+    assert!(
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("needs images of at least 32x32 pixels")),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_checkpoint() {
+    if !slurm_up() {
+        return;
+    }
+    let _jobs = Jobs("slx-");
+    let p = Project::new("slurm-scancel", &slurm_settings(""));
+    p.config("x.toml", &long_config("slx-cancel", 3000));
+    p.ok(&["daemon"]);
+    let running = p.wait_state("slx-cancel", "running", 120);
+    let job = running.job_id.clone().expect("job id");
+    assert!(wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("slx-cancel")
+            .is_some_and(|r| r.step >= 20 && r.pid.is_some())
+    }));
+    let seen = p.run_named("slx-cancel").expect("run");
+    assert_eq!(
+        seen.node.as_deref().map(str::is_empty),
+        Some(false),
+        "{seen:?}"
+    );
+
+    let out = Command::new("scancel").arg(&job).output().expect("scancel");
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The worker records its stop first; the daemon then reads Slurm's
+    // CANCELLED and says who stopped it.
+    let mut ended = None;
+    wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        ended = p.run_named("slx-cancel");
+        ended.as_ref().is_some_and(|r| {
+            r.state == "cancelled" && r.reason.as_deref().is_some_and(|m| m.contains("Slurm job"))
+        })
+    });
+    let ended = ended.expect("run");
+    assert_eq!(ended.state, "cancelled");
+    let reason = ended.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("Slurm job {job}"))
+            && reason.contains("cancelled outside scintigan"),
+        "{reason}"
+    );
+    // The worker checkpointed on Slurm's SIGTERM: the checkpoint is at
+    // least as far as the run had got, and it loads.
+    let run = p.run_dir(&ended.id);
+    let (_, state) = run
+        .checkpoints()
+        .latest()
+        .expect("read checkpoints")
+        .expect("a checkpoint");
+    assert!(
+        state.step >= seen.step,
+        "checkpoint at {} < {}",
+        state.step,
+        seen.step
+    );
+    assert_eq!(run.status().expect("status").state, RunState::Cancelled);
+
+    // retry continues from it.
+    p.ok(&["retry", &ended.id]);
+    let again = p.wait_state("slx-cancel", "running", 120);
+    assert_ne!(again.job_id.as_deref(), Some(job.as_str()), "a new job");
+    // pause --release ends the job after a checkpoint; resume submits a
+    // new one that continues.
+    assert!(wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("slx-cancel")
+            .is_some_and(|r| r.pid.is_some() && r.step > seen.step)
+    }));
+    p.ok(&["pause", "--release", &ended.id]);
+    let paused = p.wait_state("slx-cancel", "paused", 120);
+    assert!(wait_for(60, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("slx-cancel")
+            .is_some_and(|r| r.job_state.is_none())
+    }));
+    p.ok(&["resume", &ended.id]);
+    assert!(wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("slx-cancel")
+            .is_some_and(|r| r.pid.is_some() && r.step > paused.step && r.job_id != paused.job_id)
+    }));
+    p.ok(&["cancel", "--now", &ended.id]);
+    let killed = wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("slx-cancel").is_some_and(|r| {
+            r.state == "cancelled"
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|m| m.contains("killed on request"))
+        })
+    });
+    assert!(killed, "{:?}", p.run_named("slx-cancel"));
+}
+
+#[test]
+fn a_job_that_reaches_its_time_limit_is_resubmitted_and_resumes_from_its_checkpoint() {
+    if !slurm_up() {
+        return;
+    }
+    let _jobs = Jobs("slt-");
+    // One minute per job (Slurm ends it 60 to 90 s in); the run needs
+    // about 100 s here (120 steps/s).
+    let p = Project::new(
+        "slurm-timelimit",
+        &format!("{}time = \"1\"\n", slurm_settings("")),
+    );
+    let epochs = 2000;
+    p.config("t.toml", &long_config("slt-limit", epochs));
+    p.ok(&["daemon"]);
+    let states = final_states(&p, &["slt-limit"], 420);
+    assert_eq!(states["slt-limit"], "done");
+
+    let r = p.run_named("slt-limit").expect("run");
+    assert!(r.retries >= 1, "never resubmitted: {r:?}");
+    let run = p.run_dir(&r.id);
+    let records = events(&run);
+    let timeouts: Vec<&str> = records
+        .iter()
+        .filter_map(|rec| match &rec.event {
+            Event::Log { message, .. } if message.contains("ended TIMEOUT") => {
+                Some(message.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!timeouts.is_empty(), "no TIMEOUT recorded");
+    assert!(
+        timeouts[0].contains("resubmitting to continue from the last checkpoint"),
+        "{timeouts:?}"
+    );
+    let resumed = records
+        .iter()
+        .filter(|rec| matches!(&rec.event, Event::Resumed { step, .. } if *step > 0))
+        .count();
+    assert!(resumed >= 1, "no resume from a checkpoint");
+    assert_eq!(r.stage_steps % u64::from(epochs), 0);
+    assert_each_step_once(&records, r.stage_steps);
+}
+
+#[test]
+fn sigusr1_ahead_of_a_time_limit_checkpoints_and_leaves_the_run_queued() {
+    let dir = scratch("slurm-usr1");
+    write(&dir, "long.toml", &tiny_gan_config("long", 400, ""));
+    let child = bin()
+        .current_dir(&dir)
+        .args(["run", "long.toml"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let runs_dir = dir.join("runs");
+    let started = wait_for(60, || {
+        scintigan::store::list_runs(&runs_dir)
+            .first()
+            .is_some_and(|r| gan_losses(&events(r)).len() >= 5)
+    });
+    assert!(started, "no training steps within 60 s");
+    let sent = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let run = only_run(&dir);
+    let status = run.status().expect("status");
+    assert_eq!(status.state, RunState::Queued, "{status:?}");
+    assert!(
+        status
+            .exit_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("ahead of the Slurm time limit")),
+        "{status:?}"
+    );
+    let (_, state) = run
+        .checkpoints()
+        .latest()
+        .expect("latest")
+        .expect("a checkpoint");
+    assert_eq!(state.step, status.step);
+}
+
+#[test]
+fn a_slurm_daemon_without_sbatch_on_path_refuses_to_start() {
+    let dir = scratch("slurm-no-sbatch");
+    std::fs::create_dir_all(dir.join("runs/.daemon")).expect("runs");
+    std::fs::write(
+        dir.join("runs/.daemon/daemon.toml"),
+        "executor = \"slurm\"\n",
+    )
+    .expect("settings");
+    let empty = dir.join("empty-path");
+    std::fs::create_dir_all(&empty).expect("empty");
+    let out = bin()
+        .current_dir(&dir)
+        .env("PATH", &empty)
+        .args(["daemon", "--foreground"])
+        .output()
+        .expect("run daemon");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "daemon.toml: executor = \"slurm\" but sbatch, squeue, scancel not found on PATH"
+        ),
+        "{err}"
+    );
+}
