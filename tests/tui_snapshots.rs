@@ -52,6 +52,10 @@ fn info(
         created_at: created,
         updated_at: updated,
         heartbeat: None,
+        executor: Some("local".into()),
+        job_id: None,
+        node: None,
+        job_state: None,
     }
 }
 
@@ -222,4 +226,42 @@ fn help_lists_every_action_and_a_cancel_asks_first() {
             scintigan::daemon::protocol::Request::Resume { .. }
         ))
     ));
+}
+
+#[test]
+fn a_run_on_slurm_shows_its_job_node_and_pending_reason_and_the_system_pane_says_whose_figures() {
+    let mut app = app_in("running");
+    let run = &mut app.state.snapshot.runs[0];
+    run.executor = Some("slurm".into());
+    run.job_id = Some("4711".into());
+    run.node = Some("gpu07".into());
+    run.job_state = Some("RUNNING".into());
+    let mut pending = app.state.snapshot.runs[1].clone();
+    pending.executor = Some("slurm".into());
+    pending.state = "pending".into();
+    pending.job_id = Some("4712".into());
+    pending.job_state = Some("PENDING".into());
+    pending.reason = Some("pending in Slurm: Resources".into());
+    app.state.snapshot.runs[1] = pending;
+
+    app.focus = Pane::Runs;
+    app.zoomed = true;
+    let runs = screen(&mut app, 160, 48);
+    assert!(
+        runs.contains("⎈ slurm job 4711 · RUNNING on gpu07"),
+        "{runs}"
+    );
+    app.selected = 1;
+    let runs = screen(&mut app, 160, 48);
+    assert!(runs.contains("⎈ slurm job 4712 · PENDING"), "{runs}");
+    assert!(runs.contains("↳ pending in Slurm: Resources"), "{runs}");
+    assert!(runs.contains("pending"), "{runs}");
+
+    app.selected = 0;
+    app.focus = Pane::System;
+    let system = screen(&mut app, 160, 48);
+    assert!(
+        system.contains("these figures are this machine's only; demo runs on gpu07"),
+        "{system}"
+    );
 }
