@@ -73,6 +73,10 @@ fn render_bench() {
             created_at: 1.0e9,
             updated_at: 1.0e9,
             heartbeat: None,
+            executor: Some("local".into()),
+            job_id: None,
+            node: None,
+            job_state: None,
         }],
         ..Default::default()
     };

@@ -3,15 +3,15 @@
 
 mod common;
 
-use common::project::Project;
+use common::project::{Project, assert_each_step_once, long_config};
 use common::*;
 use scintigan::daemon::Paths;
 use scintigan::daemon::client::Client;
-use scintigan::daemon::protocol::{Reply, Request, RunInfo, Snapshot};
-use scintigan::store::{Event, EventRecord, RunDir};
+use scintigan::daemon::protocol::{Reply, Request, Snapshot};
+use scintigan::store::{Event, EventRecord};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

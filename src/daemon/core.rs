@@ -847,7 +847,7 @@ impl Core {
                 .iter()
                 .find(|(_, e)| e.run_id == id)
                 .map(|(f, _)| f.clone());
-            let pending_reason = job.as_ref().and_then(|j| j.3.clone());
+            let pending_reason = job.as_ref().and_then(|j| j.pending_reason.clone());
             let reason = match (s.state, self.held.get(&id)) {
                 (RunState::Queued, Some(held)) => Some(held.clone()),
                 _ if pending_reason.is_some() => {
@@ -856,10 +856,7 @@ impl Core {
                 _ => s.exit_reason.clone(),
             };
             let pending = job.as_ref().is_some_and(|j| {
-                s.pid.is_none()
-                    && j.2
-                        .as_deref()
-                        .is_some_and(|st| st == "PENDING" || st == "SUBMITTED")
+                s.pid.is_none() && matches!(j.state.as_str(), "PENDING" | "SUBMITTED")
             });
             let executor = if job.is_some() || s.slurm_job.is_some() {
                 config::Executor::Slurm
@@ -894,9 +891,12 @@ impl Core {
                 updated_at: s.updated_at,
                 heartbeat: s.heartbeat,
                 executor: Some(executor.as_str().to_string()),
-                job_id: job.as_ref().map(|j| j.0.clone()).or(s.slurm_job.clone()),
-                node: job.as_ref().and_then(|j| j.1.clone()),
-                job_state: job.as_ref().and_then(|j| j.2.clone()),
+                job_id: job
+                    .as_ref()
+                    .map(|j| j.job_id.clone())
+                    .or(s.slurm_job.clone()),
+                node: job.as_ref().and_then(|j| j.node.clone()),
+                job_state: job.as_ref().map(|j| j.state.clone()),
             });
         }
         let rank = |r: &RunInfo| match (r.pid.is_some(), r.position) {

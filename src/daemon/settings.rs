@@ -80,7 +80,7 @@ impl Settings {
         if let Some((field, problem)) = settings.slurm.problems().into_iter().next() {
             return Err(format!("{}: slurm.{field}: {problem}", path.display()));
         }
-        if !(settings.slurm_poll_seconds >= 0.2) {
+        if settings.slurm_poll_seconds.is_nan() || settings.slurm_poll_seconds < 0.2 {
             return Err(format!(
                 "{}: slurm_poll_seconds = {}; expected at least 0.2",
                 path.display(),

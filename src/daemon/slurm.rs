@@ -198,9 +198,7 @@ pub fn parse_squeue(text: &str) -> BTreeMap<String, JobInfo> {
 
 /// The final state `sacct` recorded, when accounting is on.
 fn sacct(id: &str) -> Option<JobInfo> {
-    if find_on_path("sacct").is_none() {
-        return None;
-    }
+    find_on_path("sacct")?;
     let text = run(Command::new("sacct")
         .args(["--noheader", "--allocations", "--parsable2"])
         .arg(format!("--jobs={id}"))

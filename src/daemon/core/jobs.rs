@@ -366,19 +366,24 @@ impl Core {
         }
     }
 
-    /// Slurm's view of run `id` for the runs list: (job id, node, state,
-    /// pending reason).
-    pub(super) fn job_view(
-        &self,
-        id: &str,
-    ) -> Option<(String, Option<String>, Option<String>, Option<String>)> {
+    /// Slurm's view of run `id` for the runs list.
+    pub(super) fn job_view(&self, id: &str) -> Option<JobView> {
         let job = self.state.jobs.get(id)?;
         let info = self.job_info.get(id);
-        Some((
-            job.job_id.clone(),
-            info.and_then(|i| i.node.clone()),
-            Some(info.map_or_else(|| "SUBMITTED".to_string(), |i| i.state.clone())),
-            info.filter(|i| i.pending()).and_then(|i| i.reason.clone()),
-        ))
+        Some(JobView {
+            job_id: job.job_id.clone(),
+            node: info.and_then(|i| i.node.clone()),
+            state: info.map_or_else(|| "SUBMITTED".to_string(), |i| i.state.clone()),
+            pending_reason: info.filter(|i| i.pending()).and_then(|i| i.reason.clone()),
+        })
     }
+}
+
+/// A followed job as the runs list shows it.
+pub(super) struct JobView {
+    pub job_id: String,
+    pub node: Option<String>,
+    /// Slurm's state, or SUBMITTED before the first answer.
+    pub state: String,
+    pub pending_reason: Option<String>,
 }
