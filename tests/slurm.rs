@@ -390,3 +390,40 @@ fn a_slurm_daemon_without_sbatch_on_path_refuses_to_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_restarted_daemon_follows_its_slurm_jobs_again() {
+    if !slurm_up() {
+        return;
+    }
+    let _jobs = Jobs("sla-");
+    let p = Project::new("slurm-adopt", &slurm_settings(""));
+    p.config("a.toml", &long_config("sla-adopt", 300));
+    p.ok(&["daemon"]);
+    assert!(wait_for(120, || {
+        std::thread::sleep(Duration::from_millis(200));
+        p.run_named("sla-adopt")
+            .is_some_and(|r| r.pid.is_some() && r.step > 10)
+    }));
+    let pid = p.daemon_pid().expect("daemon pid");
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert!(wait_for(30, || !std::path::Path::new(&format!(
+        "/proc/{pid}"
+    ))
+    .exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.contains(") Z "))));
+    // The job runs on without a daemon; the next one picks it up from
+    // state.json and reads how it ended.
+    p.ok(&["daemon"]);
+    let states = final_states(&p, &["sla-adopt"], 180);
+    assert_eq!(states["sla-adopt"], "done");
+    let r = p.run_named("sla-adopt").expect("run");
+    assert_eq!(r.retries, 0, "{r:?}");
+    let records = events(&p.run_dir(&r.id));
+    assert_each_step_once(&records, r.stage_steps);
+}

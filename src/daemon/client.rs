@@ -158,6 +158,10 @@ pub fn start_detached(paths: &Paths) -> Result<u32, ClientError> {
     }
     let mut child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(20);
+    // A daemon that was just killed may hold its lock for a moment while
+    // its last threads exit: a new one then exits at once (status 0,
+    // "already running") with no socket to answer. Try again for a while.
+    let lock_retry_until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if UnixStream::connect(paths.socket()).is_ok() {
             // Its stderr pipe is dropped here; the daemon logs to daemon.log.
@@ -172,6 +176,21 @@ pub fn start_detached(paths: &Paths) -> Result<u32, ClientError> {
             // Another client may have started one at the same moment.
             if UnixStream::connect(paths.socket()).is_ok() {
                 return Ok(paths.recorded_pid().unwrap_or(0));
+            }
+            if status.success() && Instant::now() < lock_retry_until {
+                std::thread::sleep(Duration::from_millis(100));
+                child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
+                continue;
+            }
+            if status.success() {
+                return Err(ClientError::Start(format!(
+                    "another process holds {} (pid file says {}) but nothing answers on {}; stop it, or remove the lock once it is gone",
+                    paths.lock_file().display(),
+                    paths
+                        .recorded_pid()
+                        .map_or_else(|| "nothing".to_string(), |p| p.to_string()),
+                    paths.socket().display()
+                )));
             }
             return Err(ClientError::Start(format!(
                 "it exited ({status}): {}",
