@@ -233,6 +233,13 @@ fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_c
         .expect("read checkpoints")
         .expect("a checkpoint");
     assert!(
+        reason.contains(&format!(
+            "last checkpoint kept: stage 'slx-cancel' step {}",
+            state.step
+        )),
+        "{reason}"
+    );
+    assert!(
         state.step >= seen.step,
         "checkpoint at {} < {}",
         state.step,

@@ -135,11 +135,14 @@ impl Core {
         let by_cluster = info.as_ref().is_some_and(JobInfo::ended_by_cluster);
         let cancelled_outside =
             info.as_ref().is_some_and(|i| i.state == "CANCELLED") && job.requested.is_none();
-        let step = format!(
-            "stage '{}' step {}",
-            status.stage.as_deref().unwrap_or("-"),
-            status.step
-        );
+        // Where a continuation would start: the newest checkpoint on disk.
+        let checkpoint = match run.checkpoints().latest() {
+            Ok(Some((_, c))) => {
+                format!("last checkpoint kept: stage '{}' step {}", c.stage, c.step)
+            }
+            Ok(None) => "no checkpoint written yet".to_string(),
+            Err(e) => format!("checkpoints unreadable: {e}"),
+        };
         let (state, reason, level) = match (job.requested, status.state) {
             (_, RunState::Done) => {
                 tracing::info!("{id}: {what}; the run is done");
@@ -185,7 +188,7 @@ impl Core {
             (None, _) if cancelled_outside => (
                 RunState::Cancelled,
                 format!(
-                    "{what}: cancelled outside scintigan (scancel); last checkpoint kept ({step}); continue with: scintigan retry {id}"
+                    "{what}: cancelled outside scintigan (scancel); {checkpoint}; continue with: scintigan retry {id}"
                 ),
                 "warn",
             ),
@@ -205,7 +208,12 @@ impl Core {
             // memory, a crash).
             (None, _) => self.resubmit_or_fail(
                 &mut status,
-                &format!("{what} without the worker recording why"),
+                &format!(
+                    "{what} without the worker recording why (see {})",
+                    run.root()
+                        .join(format!("slurm-{}.log", job.job_id))
+                        .display()
+                ),
             ),
         };
         status.state = state;
