@@ -83,6 +83,7 @@ pub struct RawTrain {
     pub epochs: Option<Spanned<i64>>,
     pub batch_size: Option<Spanned<i64>>,
     pub lr: Option<Spanned<f64>>,
+    pub lr_schedule: Option<Spanned<String>>,
     pub optimizer: Option<Spanned<String>>,
     pub betas: Option<Spanned<Vec<f64>>>,
     pub weight_decay: Option<Spanned<f64>>,

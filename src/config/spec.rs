@@ -122,6 +122,40 @@ choice_enum!(
 );
 
 choice_enum!(
+    /// How the learning rate changes over a stage's epochs.
+    LrSchedule, "lr schedule" {
+        Constant => "constant",
+        Cosine => "cosine",
+    }
+);
+
+impl Default for LrSchedule {
+    fn default() -> Self {
+        Self::Constant
+    }
+}
+
+impl LrSchedule {
+    /// The learning rate of 1-based `epoch` of `epochs`: constant `lr`, or
+    /// cosine annealing from `lr` in epoch 1 towards 0
+    /// (`lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2`, torch's
+    /// `CosineAnnealingLR` stepped once per epoch with `T_max = epochs`).
+    pub fn lr_at(self, lr: f64, epoch: u64, epochs: usize) -> f64 {
+        match self {
+            Self::Constant => lr,
+            Self::Cosine => {
+                let done = epoch.saturating_sub(1) as f64 / epochs.max(1) as f64;
+                lr * (1.0 + (std::f64::consts::PI * done).cos()) / 2.0
+            }
+        }
+    }
+
+    pub fn is_constant(&self) -> bool {
+        *self == Self::Constant
+    }
+}
+
+choice_enum!(
     /// Where images come from.
     DataSource, "data source" {
         PhantomBone => "phantom-bone",
@@ -236,6 +270,9 @@ pub struct TrainSpec {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// Classifiers: constant, or cosine annealing over the epochs.
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub lr_schedule: LrSchedule,
     pub optimizer: OptimizerKind,
     pub betas: [f64; 2],
     pub weight_decay: f64,

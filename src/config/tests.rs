@@ -107,3 +107,14 @@ fn phantom_classes_cannot_outnumber_what_the_phantom_draws() {
     );
     assert!(e.contains("labels") && e.contains("folder"), "{e}");
 }
+
+#[test]
+fn cosine_schedule_matches_torch_cosine_annealing_per_epoch() {
+    // torch.optim.lr_scheduler.CosineAnnealingLR(T_max=10), stepped once
+    // per epoch: lr * (1 + cos(pi * e / 10)) / 2 for e = 0, 5, 9.
+    let s = LrSchedule::Cosine;
+    assert!((s.lr_at(0.1, 1, 10) - 0.1).abs() < 1e-15);
+    assert!((s.lr_at(0.1, 6, 10) - 0.05).abs() < 1e-15);
+    assert!((s.lr_at(0.1, 10, 10) - 0.002_447_174_185_242_318).abs() < 1e-15);
+    assert_eq!(LrSchedule::Constant.lr_at(0.1, 10, 10), 0.1);
+}

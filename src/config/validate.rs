@@ -433,6 +433,7 @@ impl_choice!(
     GanArch,
     ClassifierArch,
     OptimizerKind,
+    LrSchedule,
     DataSource
 );
 
@@ -685,6 +686,19 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         .as_ref()
         .and_then(|o| choice::<OptimizerKind>(o, errs))
         .unwrap_or(OptimizerKind::Radam);
+    let lr_schedule = match &raw.lr_schedule {
+        None => LrSchedule::Constant,
+        Some(s) => {
+            let parsed = choice::<LrSchedule>(s, errs).unwrap_or_default();
+            if parsed != LrSchedule::Constant && kind != StageKind::Classifier {
+                errs.at(
+                    s.span(),
+                    "lr_schedule applies to classifier stages only; remove it here",
+                );
+            }
+            parsed
+        }
+    };
     let betas = match &raw.betas {
         None => betas,
         Some(b) => match b.get_ref().as_slice() {
@@ -715,6 +729,7 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         epochs: int_in(&raw.epochs, "epochs", 500, 1, 1_000_000, errs),
         batch_size: int_in(&raw.batch_size, "batch_size", batch, 1, 65_536, errs),
         lr: float_in(&raw.lr, "lr", lr, (1e-12, 10.0), errs),
+        lr_schedule,
         optimizer,
         betas,
         weight_decay: float_in(&raw.weight_decay, "weight_decay", 0.0, (0.0, 1.0), errs),

@@ -29,6 +29,8 @@ pub struct ClassifierTrainer {
     batch_size: usize,
     /// Train only the head up to this epoch.
     freeze_until: u64,
+    /// (schedule, base learning rate, epochs of the stage).
+    schedule: (crate::config::LrSchedule, f64, usize),
     /// Variable-name prefixes of the new head (never frozen).
     head_prefixes: &'static [&'static str],
     loss_sum: Tensor,
@@ -99,6 +101,7 @@ impl ClassifierTrainer {
             test: to_device(data.test),
             batch_size: spec.train.batch_size,
             freeze_until: spec.train.freeze_backbone_epochs as u64,
+            schedule: (spec.train.lr_schedule, spec.train.lr, spec.train.epochs),
             head_prefixes: head_prefixes(spec.model.classifier_arch()),
             loss_sum: Tensor::zeros([], (Kind::Float, device)),
             correct: Tensor::zeros([], (Kind::Float, device)),
@@ -182,6 +185,8 @@ impl StageTrainer for ClassifierTrainer {
     }
 
     fn start_epoch(&mut self, epoch: u64) {
+        let (schedule, lr, epochs) = self.schedule;
+        self.opt.set_lr(schedule.lr_at(lr, epoch, epochs));
         if self.freeze_until == 0 {
             return;
         }

@@ -51,6 +51,11 @@ impl Optimizer {
         }
     }
 
+    /// Set the learning rate for the following steps (schedules).
+    pub fn set_lr(&mut self, lr: f64) {
+        self.cfg.lr = lr;
+    }
+
     pub fn steps_taken(&self) -> u64 {
         self.step
     }
