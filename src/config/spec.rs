@@ -129,6 +129,8 @@ choice_enum!(
     }
 );
 
+// choice_enum! has no way to mark a default variant.
+#[allow(clippy::derivable_impls)]
 impl Default for LrSchedule {
     fn default() -> Self {
         Self::Constant
