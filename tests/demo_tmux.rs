@@ -5,52 +5,22 @@
 
 mod common;
 
+use common::tmux::{Cleanup, Tmux, tmux_available};
 use common::*;
 use scintigan::store::RunState;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
-
-struct Session {
-    socket: String,
-    dir: PathBuf,
-}
-
-impl Session {
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux")
-    }
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-p", "-t", "demo"]).stdout)
-            .into_owned()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-        kill_processes_mentioning(&self.dir);
-    }
-}
 
 #[test]
 fn make_demo_shows_the_pipeline_through_every_stage_in_the_dashboard() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_available() {
         return;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = scratch("demo-tmux");
-    let session = Session {
-        socket: format!("scintigan-demo-{}", std::process::id()),
-        dir: dir.clone(),
-    };
+    let _cleanup = Cleanup(dir.clone());
+    let session = Tmux::new("demo", "demo");
     // What `make demo` runs after the build, in a scratch project folder,
     // on a terminal (CI unset, as for a user).
     let shell = format!(
@@ -58,18 +28,7 @@ fn make_demo_shows_the_pipeline_through_every_stage_in_the_dashboard() {
         repo.display(),
         dir.display()
     );
-    let out = session.tmux(&[
-        "new-session",
-        "-d",
-        "-s",
-        "demo",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &shell,
-    ]);
-    assert!(out.status.success(), "tmux: {}", stderr(&out));
+    session.start(&shell);
 
     // Watch the runs pane: which stages it shows, until the run is done.
     let stages = ["chest-pre", "bone-fine", "generate", "classifie"];

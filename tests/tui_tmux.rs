@@ -4,83 +4,10 @@
 
 mod common;
 
+use common::tmux::{Cleanup, Tmux, tmux_available};
 use common::*;
 use scintigan::daemon::Paths;
 use std::process::Command;
-use std::time::Duration;
-
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux")
-    }
-    fn open(&self, dir: &std::path::Path) {
-        let bin = env!("CARGO_BIN_EXE_scintigan");
-        let shell = format!("cd '{}' && '{bin}'", dir.display());
-        let out = self.cmd(&[
-            "new-session",
-            "-d",
-            "-s",
-            "dash",
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &shell,
-        ]);
-        assert!(out.status.success(), "tmux new-session: {}", stderr(&out));
-    }
-    fn capture(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "dash"]).stdout)
-            .into_owned()
-    }
-    fn keys(&self, keys: &str) {
-        self.cmd(&["send-keys", "-t", "dash", keys]);
-    }
-    fn wait_screen(&self, secs: u64, what: &str, cond: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
-        let ok = wait_for(secs, || {
-            std::thread::sleep(Duration::from_millis(100));
-            last = self.capture();
-            cond(&last)
-        });
-        if !ok {
-            let ps = Command::new("sh")
-                .args(["-c", "ps aux | grep -v grep | grep -e scintigan -e tmux"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            panic!("the dashboard never showed {what}; last screen:\n{last}\n{ps}");
-        }
-        last
-    }
-    fn alive(&self) -> bool {
-        self.cmd(&["has-session", "-t", "dash"]).status.success()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
-}
-
-/// Kill the project's daemon and workers when the test ends.
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        kill_processes_mentioning(&self.0);
-    }
-}
 
 /// The runs-pane row of run `name`.
 fn run_row<'a>(screen: &'a str, name: &str) -> &'a str {
@@ -92,16 +19,13 @@ fn run_row<'a>(screen: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn the_dashboard_watches_pauses_detaches_and_reattaches_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_available() {
         return;
     }
     let dir = scratch("tui-tmux");
     let _cleanup = Cleanup(dir.clone());
     std::fs::create_dir_all(dir.join("configs")).expect("configs");
-    let tmux = Tmux {
-        socket: format!("scintigan-test-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("test", "dash");
     // The dashboard starts the daemon; the config is queued and runs.
     tmux.open(&dir);
     write(
@@ -180,8 +104,7 @@ fn the_dashboard_watches_pauses_detaches_and_reattaches_in_tmux() {
 
 #[test]
 fn a_lost_daemon_shows_a_banner_and_the_dashboard_reconnects() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("skipped: tmux is not installed");
+    if !tmux_available() {
         return;
     }
     let dir = scratch("tui-reconnect");
@@ -192,9 +115,7 @@ fn a_lost_daemon_shows_a_banner_and_the_dashboard_reconnects() {
         "short.toml",
         &tiny_gan_config("short", 20, ""),
     );
-    let tmux = Tmux {
-        socket: format!("scintigan-test-rc-{}", std::process::id()),
-    };
+    let tmux = Tmux::new("test-rc", "dash");
     tmux.open(&dir);
     tmux.wait_screen(60, "the finished run with its chart", |s| {
         run_row(s, "short").contains("done") && s.contains("G and D loss")

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub mod project;
+pub mod tmux;
 
 pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_scintigan"))
