@@ -143,6 +143,13 @@ impl Core {
             Ok(None) => "no checkpoint written yet".to_string(),
             Err(e) => format!("checkpoints unreadable: {e}"),
         };
+        // The worker's own words when it recorded ending in `state`.
+        let recorded_as = |state: RunState| {
+            status
+                .exit_reason
+                .clone()
+                .filter(|_| worker_recorded && status.state == state)
+        };
         let (state, reason, level) = match (job.requested, status.state) {
             (_, RunState::Done) => {
                 tracing::info!("{id}: {what}; the run is done");
@@ -156,32 +163,21 @@ impl Core {
             }
             (Some(JobRequest::Kill), _) => (
                 RunState::Cancelled,
-                status
-                    .exit_reason
-                    .clone()
-                    .filter(|_| worker_recorded && status.state == RunState::Cancelled)
-                    .unwrap_or_else(|| {
-                        format!("killed on request (cancel --now, {what}); no checkpoint written")
-                    }),
+                recorded_as(RunState::Cancelled).unwrap_or_else(|| {
+                    format!("killed on request (cancel --now, {what}); no checkpoint written")
+                }),
                 "warn",
             ),
             (Some(JobRequest::Pause), _) => (
                 RunState::Paused,
-                status
-                    .exit_reason
-                    .clone()
-                    .filter(|_| worker_recorded && status.state == RunState::Paused)
-                    .unwrap_or_else(|| {
-                        format!("paused on request ({what}); resume submits it again")
-                    }),
+                recorded_as(RunState::Paused).unwrap_or_else(|| {
+                    format!("paused on request ({what}); resume submits it again")
+                }),
                 "info",
             ),
             (Some(JobRequest::Cancel), _) => (
                 RunState::Cancelled,
-                status
-                    .exit_reason
-                    .clone()
-                    .filter(|_| worker_recorded && status.state == RunState::Cancelled)
+                recorded_as(RunState::Cancelled)
                     .unwrap_or_else(|| format!("cancelled on request ({what})")),
                 "info",
             ),
