@@ -22,11 +22,12 @@ Trainable parameters (`scintigan model summary mu-acgan --size 256x128`,
 """
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pytorch_timing import time_steps
 
 HEIGHT, WIDTH, BATCH, CLASSES = 256, 128, 2, 3
 LATENT, BASE, SCALE_CHANNELS = 100, 32, 1
@@ -220,12 +221,7 @@ def main() -> None:
                                     (s_fake < 0).sum().float(),
                                     (c_real.argmax(1) == y).sum().float()]))
 
-    step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = time_steps(step, args.steps)
     if not torch.isfinite(stats).all():
         raise SystemExit(f"non-finite losses: {stats.tolist()}")
     median = statistics.median(times)

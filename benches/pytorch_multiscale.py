@@ -11,10 +11,11 @@ median of the timed steps after one warm-up. Compare with
 """
 import argparse
 import statistics
-import time
 
 import torch
 import torchvision
+
+from pytorch_timing import time_steps
 
 
 class MultiScale(torch.nn.Module):
@@ -51,12 +52,7 @@ def main() -> None:
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
 
-    step()
-    times = []
-    for _ in range(args.steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
+    times = time_steps(step, args.steps)
     params = sum(p.numel() for p in model.parameters())
     print(f"pytorch {torch.__version__} multiscale: {params} parameters, median {statistics.median(times):.4f} s, "
           f"min {min(times):.4f} s per step, {4 / statistics.median(times):.1f} images/s ({args.threads} threads)")

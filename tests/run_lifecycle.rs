@@ -113,19 +113,7 @@ fn same_seed_gives_the_same_numbers_on_cpu() {
 fn ctrl_c_checkpoints_exits_130_and_resume_finishes() {
     let dir = scratch("ctrl_c");
     write(&dir, "long.toml", &tiny_gan_config("long", 400, ""));
-    let child = bin()
-        .current_dir(&dir)
-        .args(["run", "long.toml"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let runs_dir = dir.join("runs");
-    let started = wait_for(60, || {
-        scintigan::store::list_runs(&runs_dir)
-            .first()
-            .is_some_and(|r| gan_losses(&events(r)).len() >= 5)
-    });
-    assert!(started, "no training steps within 60 s");
+    let child = spawn_run_until_training(&dir, "long.toml");
     signal(child.id(), "-INT");
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));

@@ -191,12 +191,9 @@ fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_c
     p.ok(&["daemon"]);
     let running = p.wait_state("slx-cancel", "running", 120);
     let job = running.job_id.clone().expect("job id");
-    assert!(wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("slx-cancel")
-            .is_some_and(|r| r.step >= 20 && r.pid.is_some())
-    }));
-    let seen = p.run_named("slx-cancel").expect("run");
+    let seen = p.wait_run("slx-cancel", 120, "running past step 20", |r| {
+        r.step >= 20 && r.pid.is_some()
+    });
     assert_eq!(
         seen.node.as_deref().map(str::is_empty),
         Some(false),
@@ -208,16 +205,9 @@ fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_c
 
     // The worker records its stop first; the daemon then reads Slurm's
     // CANCELLED and says who stopped it.
-    let mut ended = None;
-    wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        ended = p.run_named("slx-cancel");
-        ended.as_ref().is_some_and(|r| {
-            r.state == "cancelled" && r.reason.as_deref().is_some_and(|m| m.contains("Slurm job"))
-        })
+    let ended = p.wait_run("slx-cancel", 120, "cancelled by Slurm", |r| {
+        r.state == "cancelled" && r.reason.as_deref().is_some_and(|m| m.contains("Slurm job"))
     });
-    let ended = ended.expect("run");
-    assert_eq!(ended.state, "cancelled");
     let reason = ended.reason.clone().unwrap_or_default();
     assert!(
         reason.contains(&format!("Slurm job {job}"))
@@ -253,35 +243,25 @@ fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_c
     assert_ne!(again.job_id.as_deref(), Some(job.as_str()), "a new job");
     // pause --release ends the job after a checkpoint; resume submits a
     // new one that continues.
-    assert!(wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("slx-cancel")
-            .is_some_and(|r| r.pid.is_some() && r.step > seen.step)
-    }));
+    p.wait_run("slx-cancel", 120, "running past the cancelled step", |r| {
+        r.pid.is_some() && r.step > seen.step
+    });
     p.ok(&["pause", "--release", &ended.id]);
     let paused = p.wait_state("slx-cancel", "paused", 120);
-    assert!(wait_for(60, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("slx-cancel")
-            .is_some_and(|r| r.job_state.is_none())
-    }));
-    p.ok(&["resume", &ended.id]);
-    assert!(wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("slx-cancel")
-            .is_some_and(|r| r.pid.is_some() && r.step > paused.step && r.job_id != paused.job_id)
-    }));
-    p.ok(&["cancel", "--now", &ended.id]);
-    let killed = wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("slx-cancel").is_some_and(|r| {
-            r.state == "cancelled"
-                && r.reason
-                    .as_deref()
-                    .is_some_and(|m| m.contains("killed on request"))
-        })
+    p.wait_run("slx-cancel", 60, "without a followed job", |r| {
+        r.job_state.is_none()
     });
-    assert!(killed, "{:?}", p.run_named("slx-cancel"));
+    p.ok(&["resume", &ended.id]);
+    p.wait_run("slx-cancel", 120, "running on in a new job", |r| {
+        r.pid.is_some() && r.step > paused.step && r.job_id != paused.job_id
+    });
+    p.ok(&["cancel", "--now", &ended.id]);
+    p.wait_run("slx-cancel", 120, "killed on request", |r| {
+        r.state == "cancelled"
+            && r.reason
+                .as_deref()
+                .is_some_and(|m| m.contains("killed on request"))
+    });
 }
 
 #[test]
@@ -333,19 +313,7 @@ fn a_job_that_reaches_its_time_limit_is_resubmitted_and_resumes_from_its_checkpo
 fn sigusr1_ahead_of_a_time_limit_checkpoints_and_leaves_the_run_queued() {
     let dir = scratch("slurm-usr1");
     write(&dir, "long.toml", &tiny_gan_config("long", 400, ""));
-    let child = bin()
-        .current_dir(&dir)
-        .args(["run", "long.toml"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let runs_dir = dir.join("runs");
-    let started = wait_for(60, || {
-        scintigan::store::list_runs(&runs_dir)
-            .first()
-            .is_some_and(|r| gan_losses(&events(r)).len() >= 5)
-    });
-    assert!(started, "no training steps within 60 s");
+    let child = spawn_run_until_training(&dir, "long.toml");
     let sent = Command::new("kill")
         .args(["-USR1", &child.id().to_string()])
         .status()
@@ -407,11 +375,9 @@ fn a_restarted_daemon_follows_its_slurm_jobs_again() {
     let p = Project::new("slurm-adopt", &slurm_settings(""));
     p.config("a.toml", &long_config("sla-adopt", 300));
     p.ok(&["daemon"]);
-    assert!(wait_for(120, || {
-        std::thread::sleep(Duration::from_millis(200));
-        p.run_named("sla-adopt")
-            .is_some_and(|r| r.pid.is_some() && r.step > 10)
-    }));
+    p.wait_run("sla-adopt", 120, "running past step 10", |r| {
+        r.pid.is_some() && r.step > 10
+    });
     let pid = p.daemon_pid().expect("daemon pid");
     let killed = Command::new("kill")
         .args(["-KILL", &pid.to_string()])

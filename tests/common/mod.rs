@@ -61,6 +61,25 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("spawn scintigan")
 }
 
+/// `scintigan run FILE` in `dir`, stderr captured, once it has logged 5
+/// training steps (fails the test after 60 s without them).
+pub fn spawn_run_until_training(dir: &Path, file: &str) -> std::process::Child {
+    let child = bin()
+        .current_dir(dir)
+        .args(["run", file])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let runs_dir = dir.join("runs");
+    let started = wait_for(60, || {
+        scintigan::store::list_runs(&runs_dir)
+            .first()
+            .is_some_and(|r| gan_losses(&events(r)).len() >= 5)
+    });
+    assert!(started, "no training steps within 60 s");
+    child
+}
+
 /// The only run directory under `dir/runs`.
 pub fn only_run(dir: &Path) -> RunDir {
     let runs = scintigan::store::list_runs(&dir.join("runs"));

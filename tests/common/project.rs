@@ -65,13 +65,24 @@ impl Project {
         self.status().runs.into_iter().find(|r| r.name == name)
     }
     pub fn wait_state(&self, name: &str, state: &str, secs: u64) -> RunInfo {
+        self.wait_run(name, secs, state, |r| r.state == state)
+    }
+    /// Run `name` as listed once `cond` holds for it; fails the test,
+    /// saying `what` it waited for, after `secs`.
+    pub fn wait_run(
+        &self,
+        name: &str,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&RunInfo) -> bool,
+    ) -> RunInfo {
         let mut last = None;
         let ok = wait_for(secs, || {
             std::thread::sleep(Duration::from_millis(80));
             last = self.run_named(name);
-            last.as_ref().is_some_and(|r| r.state == state)
+            last.as_ref().is_some_and(&cond)
         });
-        assert!(ok, "{name} never became {state}; last seen {last:?}");
+        assert!(ok, "{name} never became {what}; last seen {last:?}");
         last.expect("run")
     }
     pub fn config(&self, file: &str, text: &str) {

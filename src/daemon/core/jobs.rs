@@ -272,9 +272,19 @@ impl Core {
         self.state.jobs.contains_key(id)
     }
 
-    /// Whether Slurm has not started run `id`'s job yet (as last seen).
-    fn job_pending(&self, id: &str) -> bool {
-        self.job_info.get(id).is_none_or(JobInfo::pending)
+    /// (run id, its job id, whether the job has not started: Slurm said
+    /// pending when last asked and no worker has written its pid).
+    fn job_of(&self, run: &RunDir) -> (String, String, bool) {
+        let id = run.id();
+        let job_id = self
+            .state
+            .jobs
+            .get(&id)
+            .map(|j| j.job_id.clone())
+            .unwrap_or_default();
+        let started = run.status().is_ok_and(|s| s.pid.is_some());
+        let pending = self.job_info.get(&id).is_none_or(JobInfo::pending);
+        (id, job_id, !started && pending)
     }
 
     fn request_job(&mut self, id: &str, request: JobRequest) {
@@ -291,15 +301,8 @@ impl Core {
     /// `pause` of a run with a job: a pending job is cancelled (resume
     /// submits it again); a running worker is asked through `control.json`.
     pub(super) fn pause_job(&mut self, run: &RunDir, release: bool) -> super::Reply {
-        let id = run.id();
-        let job_id = self
-            .state
-            .jobs
-            .get(&id)
-            .map(|j| j.job_id.clone())
-            .unwrap_or_default();
-        let started = run.status().is_ok_and(|s| s.pid.is_some());
-        if !started && self.job_pending(&id) {
+        let (id, job_id, not_started) = self.job_of(run);
+        if not_started {
             slurm::cancel(&job_id, false)?;
             self.request_job(&id, JobRequest::Pause);
             return Ok(format!(
@@ -330,20 +333,13 @@ impl Core {
     /// checkpoints (then `scancel` after the grace time), or `scancel` at
     /// once for a pending job or with `now`.
     pub(super) fn cancel_job(&mut self, run: &RunDir, now: bool) -> super::Reply {
-        let id = run.id();
-        let job_id = self
-            .state
-            .jobs
-            .get(&id)
-            .map(|j| j.job_id.clone())
-            .unwrap_or_default();
-        let started = run.status().is_ok_and(|s| s.pid.is_some());
+        let (id, job_id, not_started) = self.job_of(run);
         if now {
             slurm::cancel(&job_id, true)?;
             self.request_job(&id, JobRequest::Kill);
             return Ok(format!("{id}: Slurm job {job_id} killed"));
         }
-        if !started && self.job_pending(&id) {
+        if not_started {
             slurm::cancel(&job_id, false)?;
             self.request_job(&id, JobRequest::Cancel);
             return Ok(format!(
