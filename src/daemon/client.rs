@@ -177,12 +177,12 @@ pub fn start_detached(paths: &Paths) -> Result<u32, ClientError> {
             if UnixStream::connect(paths.socket()).is_ok() {
                 return Ok(paths.recorded_pid().unwrap_or(0));
             }
-            if status.success() && Instant::now() < lock_retry_until {
-                std::thread::sleep(Duration::from_millis(100));
-                child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
-                continue;
-            }
             if status.success() {
+                if Instant::now() < lock_retry_until {
+                    std::thread::sleep(Duration::from_millis(100));
+                    child = cmd.spawn().map_err(|e| ClientError::Start(e.to_string()))?;
+                    continue;
+                }
                 return Err(ClientError::Start(format!(
                     "another process holds {} (pid file says {}) but nothing answers on {}; stop it, or remove the lock once it is gone",
                     paths.lock_file().display(),
