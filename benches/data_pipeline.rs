@@ -15,7 +15,7 @@ use scintigan::data::ingest::{IngestOptions, ingest};
 use scintigan::data::loader::{Cache, Loader, LoaderSpec};
 use scintigan::data::phantom::bone_scan;
 use scintigan::data::phantom::write::{Layout, write_bone_phantoms};
-use scintigan::train::bench::bench;
+use scintigan::train::bench::{BenchRequest, bench};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,7 +85,7 @@ fn main() {
     );
 
     // One classifier training step at the same size.
-    match bench("multiscale", h, w, batch, 3, DeviceChoice::Cpu) {
+    match bench(&BenchRequest::new("multiscale", [h, w], batch, 3).on(DeviceChoice::Cpu)) {
         Ok(r) => {
             let steps_per_s = 1.0 / r.median_seconds;
             println!(

@@ -8,7 +8,7 @@
 
 use scintigan::config::DeviceChoice;
 use scintigan::nn::summary::{summarize, thousands};
-use scintigan::train::bench::bench;
+use scintigan::train::bench::{BenchRequest, bench};
 
 const ARCHS: [(&str, usize); 10] = [
     ("mu-acgan", 2),
@@ -36,7 +36,7 @@ fn main() {
         let params = summarize(arch, h as i64, w as i64, 3)
             .map(|s| s.total_parameters)
             .unwrap_or(0);
-        match bench(arch, h, w, batch, steps, device) {
+        match bench(&BenchRequest::new(arch, [h, w], batch, steps).on(device)) {
             Ok(r) => println!(
                 "| {arch} | {} | {batch} | {} ({} threads) | {:.3} | {:.1} |",
                 thousands(params),

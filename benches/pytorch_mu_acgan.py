@@ -1,6 +1,7 @@
 """PyTorch eager yardstick for `scintigan bench --arch mu-acgan`.
 
     .venv/bin/python benches/pytorch_mu_acgan.py [--threads 2] [--steps 3] [--layers]
+        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--channels-last]
 
 The same networks and training step as ours (src/nn/mu_acgan.rs,
 src/nn/blocks.rs, src/nn/attention.rs, src/train/gan.rs) with the bench's
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pytorch_timing import time_steps
+from pytorch_timing import StepFormat, add_step_options, time_steps
 
 HEIGHT, WIDTH, BATCH, CLASSES = 256, 128, 2, 3
 LATENT, BASE, SCALE_CHANNELS = 100, 32, 1
@@ -171,13 +172,13 @@ def count(module: nn.Module) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=3)
+    add_step_options(ap)
     ap.add_argument("--layers", action="store_true",
                     help="print parameters per layer group, as `scintigan model summary mu-acgan`")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    g, d = Generator().train(), Discriminator().train()
+    fmt = StepFormat(args)
+    g, d = fmt.model(Generator().train()), fmt.model(Discriminator().train())
     if args.layers:
         rows = [(f"{p}.{n}", count(m)) for p, net in (("g", g), ("d", d)) for n, m in net.named_children()]
         for name, n in sorted(rows):
@@ -186,49 +187,54 @@ def main() -> None:
     opt_g = torch.optim.RAdam(g.parameters(), **opt)
     opt_d = torch.optim.RAdam(d.parameters(), **opt)
     # The bench's data: uniform images scaled to [-1, 1], random labels, all in memory.
-    images = torch.rand(BATCH, 1, HEIGHT, WIDTH) * 2 - 1
-    labels = torch.randint(CLASSES, (BATCH,))
-    indices = torch.arange(BATCH)
+    dev = fmt.device
+    images = (torch.rand(BATCH, 1, HEIGHT, WIDTH) * 2 - 1).to(dev)
+    labels = torch.randint(CLASSES, (BATCH,)).to(dev)
+    indices = torch.arange(BATCH, device=dev)
     # The per-step statistics our trainer keeps (summed without a sync).
-    stats = torch.zeros(5)
+    stats = torch.zeros(5, device=dev)
 
     def step() -> None:
-        real, y = images.index_select(0, indices), labels.index_select(0, indices)
-        z = torch.randn(BATCH, LATENT)
-        y_fake = torch.randint(CLASSES, (BATCH,))
-        fake = g(z, y_fake)
+        real, y = fmt.input(images.index_select(0, indices)), labels.index_select(0, indices)
+        z = torch.randn(BATCH, LATENT, device=dev)
+        y_fake = torch.randint(CLASSES, (BATCH,), device=dev)
+        with fmt.autocast():
+            fake = g(z, y_fake)
 
         # tch's zero_grad zeroes gradients in place (not set to None).
         opt_d.zero_grad(set_to_none=False)
-        s_real, c_real = d(real)
-        s_fake, c_fake = d(fake.detach())
-        d_loss = ((F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
-                   + F.cross_entropy(c_real, y))
-                  + (F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
-                     + F.cross_entropy(c_fake, y_fake))) / 2
-        d_loss.backward()
-        opt_d.step()
+        with fmt.autocast():
+            s_real, c_real = d(real)
+            s_fake, c_fake = d(fake.detach())
+            d_loss = ((F.binary_cross_entropy_with_logits(s_real, torch.ones_like(s_real))
+                       + F.cross_entropy(c_real, y))
+                      + (F.binary_cross_entropy_with_logits(s_fake, torch.zeros_like(s_fake))
+                         + F.cross_entropy(c_fake, y_fake))) / 2
+        fmt.backward(d_loss)
+        fmt.step(opt_d)
 
         opt_g.zero_grad(set_to_none=False)
-        s_gen, c_gen = d(fake)
-        g_loss = (F.binary_cross_entropy_with_logits(s_gen, torch.ones_like(s_gen))
-                  + F.cross_entropy(c_gen, y_fake))
-        g_loss.backward()
-        opt_g.step()
+        with fmt.autocast():
+            s_gen, c_gen = d(fake)
+            g_loss = (F.binary_cross_entropy_with_logits(s_gen, torch.ones_like(s_gen))
+                      + F.cross_entropy(c_gen, y_fake))
+        fmt.backward(g_loss)
+        fmt.step(opt_g)
+        fmt.update()
 
         with torch.no_grad():
             stats.add_(torch.stack([g_loss, d_loss, (s_real > 0).sum().float(),
                                     (s_fake < 0).sum().float(),
                                     (c_real.argmax(1) == y).sum().float()]))
 
-    times = time_steps(step, args.steps)
+    times = time_steps(step, args.steps, fmt.sync)
     if not torch.isfinite(stats).all():
         raise SystemExit(f"non-finite losses: {stats.tolist()}")
     median = statistics.median(times)
     print(f"pytorch {torch.__version__} mu-acgan {HEIGHT}x{WIDTH} batch {BATCH}: "
           f"G {count(g)} + D {count(d)} = {count(g) + count(d)} parameters, "
           f"median {median:.4f} s, min {min(times):.4f} s per step, "
-          f"{BATCH / median:.1f} images/s ({args.threads} threads)")
+          f"{BATCH / median:.1f} images/s ({fmt.describe(args)})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """PyTorch eager yardstick for `scintigan bench --arch multiscale`.
 
     .venv/bin/python benches/pytorch_multiscale.py [--threads 2] [--steps 3]
+        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--channels-last]
 
 The same training step as ours: DenseNet121 + VGG16 + ResNeXt50 features,
 globally average-pooled and concatenated (3584), one linear layer to 3
@@ -15,7 +16,7 @@ import statistics
 import torch
 import torchvision
 
-from pytorch_timing import time_steps
+from pytorch_timing import StepFormat, add_step_options, time_steps
 
 
 class MultiScale(torch.nn.Module):
@@ -38,24 +39,27 @@ class MultiScale(torch.nn.Module):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=3)
+    add_step_options(ap)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model = MultiScale(3).train()
+    fmt = StepFormat(args)
+    model = fmt.model(MultiScale(3).train())
     opt = torch.optim.RAdam(model.parameters(), lr=1e-4, betas=(0.9, 0.999))
-    x = torch.rand(4, 1, 256, 128)
-    y = torch.tensor([0, 1, 2, 0])
+    x = fmt.input(torch.rand(4, 1, 256, 128))
+    y = torch.tensor([0, 1, 2, 0], device=fmt.device)
 
     def step() -> None:
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
+        with fmt.autocast():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        fmt.backward(loss)
+        fmt.step(opt)
+        fmt.update()
 
-    times = time_steps(step, args.steps)
+    times = time_steps(step, args.steps, fmt.sync)
     params = sum(p.numel() for p in model.parameters())
     print(f"pytorch {torch.__version__} multiscale: {params} parameters, median {statistics.median(times):.4f} s, "
-          f"min {min(times):.4f} s per step, {4 / statistics.median(times):.1f} images/s ({args.threads} threads)")
+          f"min {min(times):.4f} s per step, {4 / statistics.median(times):.1f} images/s ({fmt.describe(args)})")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use scintigan::config::{self, KnownRuns};
 use scintigan::store::{self, RunDir, RunState};
+use scintigan::train::bench::BenchRequest;
 use scintigan::worker::{self, WorkerOutcome};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -56,24 +57,7 @@ enum Command {
     Worker { run_dir: PathBuf },
     /// Time training steps of a model on random data already on the device:
     /// median and minimum step time and images per second.
-    Bench {
-        /// Any model.arch: mu-acgan, acgan, multiscale, resnet34, ...
-        #[arg(long)]
-        arch: String,
-        /// HEIGHTxWIDTH.
-        #[arg(long, default_value = "256x128")]
-        size: String,
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Timed steps after one warm-up.
-        #[arg(long, default_value_t = 10)]
-        steps: usize,
-        /// auto, cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Bench(BenchArgs),
     /// Describe a model: parameters per layer group and output shapes.
     Model {
         #[command(subcommand)]
@@ -133,6 +117,33 @@ enum Command {
     },
     #[command(flatten)]
     Queue(queue_cli::QueueCommand),
+}
+
+/// `scintigan bench`'s options.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Any model.arch: mu-acgan, acgan, multiscale, resnet34, ...
+    #[arg(long)]
+    arch: String,
+    /// HEIGHTxWIDTH.
+    #[arg(long, default_value = "256x128")]
+    size: String,
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    /// Timed steps after one warm-up.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// fp32, bf16 or fp16 (autocast, as train.precision).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
+    /// NHWC weights and inputs (as train.channels_last).
+    #[arg(long)]
+    channels_last: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -210,14 +221,7 @@ fn main() -> ExitCode {
             class,
             out,
         } => gradcam(run_dir, images, class.as_deref(), out),
-        Command::Bench {
-            arch,
-            size,
-            batch,
-            steps,
-            device,
-            json,
-        } => bench(arch, size, *batch, *steps, device, *json),
+        Command::Bench(args) => bench(args),
         Command::Model {
             action:
                 ModelAction::Summary {
@@ -412,33 +416,52 @@ fn parse_size(size: &str) -> Result<(i64, i64)> {
     })
 }
 
-fn bench(
-    arch: &str,
-    size: &str,
-    batch: usize,
-    steps: usize,
-    device: &str,
-    json: bool,
-) -> Result<ExitCode> {
-    let (h, w) = parse_size(size)?;
-    let Some(device) = scintigan::config::DeviceChoice::parse(device) else {
-        bail!("--device '{device}' is not one of: auto, cpu, cuda, cuda:N");
+fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    let Some(device) = scintigan::config::DeviceChoice::parse(&args.device) else {
+        bail!(
+            "--device '{}' is not one of: auto, cpu, cuda, cuda:N",
+            args.device
+        );
     };
-    if !(1..=4096).contains(&batch) || !(1..=100_000).contains(&steps) {
+    let Some(precision) = scintigan::config::Precision::parse(&args.precision) else {
+        bail!(
+            "--precision '{}' is not one of: fp32, bf16, fp16",
+            args.precision
+        );
+    };
+    if !(1..=4096).contains(&args.batch) || !(1..=100_000).contains(&args.steps) {
         bail!("--batch must be 1 to 4096 and --steps 1 to 100000");
     }
-    let r = scintigan::train::bench::bench(arch, h as usize, w as usize, batch, steps, device)?;
-    if json {
+    let (height, width) = parse_size(&args.size)?;
+    let request = BenchRequest {
+        device,
+        precision,
+        channels_last: args.channels_last,
+        ..BenchRequest::new(
+            &args.arch,
+            [height as usize, width as usize],
+            args.batch,
+            args.steps,
+        )
+    };
+    let r = scintigan::train::bench::bench(&request)?;
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
+        let layout = if r.channels_last {
+            ", channels-last"
+        } else {
+            ""
+        };
         println!(
-            "{} at {}x{} batch {} on {} ({} threads): median {:.4} s, min {:.4} s per step, {:.1} images/s over {} steps",
+            "{} at {}x{} batch {} on {} ({} threads, {}{layout}): median {:.4} s, min {:.4} s per step, {:.1} images/s over {} steps",
             r.arch,
-            h,
-            w,
+            r.size[0],
+            r.size[1],
             r.batch,
             r.device,
             r.threads,
+            r.precision,
             r.median_seconds,
             r.min_seconds,
             r.images_per_second,

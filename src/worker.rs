@@ -5,7 +5,7 @@
 //! checkpoint), removes events recorded after that checkpoint so no step is
 //! ever recorded twice, and continues.
 
-use crate::config::{InitFrom, RunSpec, StageKind, StageSpec};
+use crate::config::{InitFrom, Precision, RunSpec, StageKind, StageSpec};
 use crate::store::{self, CheckpointDir, ControlRequest, Event, EventRecord, RunDir, RunState};
 use crate::train::{
     self, Recorder, StageContext, StageOutcome, TrainError, checkpoint,
@@ -346,6 +346,13 @@ fn run_one_stage(
                 message,
             })
         };
+    if ctx.spec.train.precision == Precision::Fp16 && !ctx.device.is_cuda() {
+        ctx.recorder.emit(Event::warning(
+            "train.precision = \"fp16\" on the CPU computes float16 in software \
+             and is several times slower than fp32 here; bf16 or fp32 suit the CPU"
+                .into(),
+        ))?;
+    }
     match ctx.spec.kind {
         StageKind::Gan => {
             let mut trainer = GanTrainer::new(ctx.spec, data, ctx.device)?;

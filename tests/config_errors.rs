@@ -24,7 +24,7 @@ fn assert_first(fixture: &str, expected: &str) {
 fn unknown_key() {
     assert_first(
         "unknown_key.toml",
-        "tests/fixtures/unknown_key.toml:5:1: unknown field `epochz`, expected one of `epochs`, `batch_size`, `lr`, `lr_schedule`, `optimizer`, `betas`, `weight_decay`, `seed`, `device`, `checkpoint_every`, `checkpoint_minutes`, `log_every`, `freeze_backbone_epochs`, `ssim_every`, `ssim_samples`, `generate_per_class`",
+        "tests/fixtures/unknown_key.toml:5:1: unknown field `epochz`, expected one of `epochs`, `batch_size`, `lr`, `lr_schedule`, `optimizer`, `betas`, `weight_decay`, `seed`, `device`, `precision`, `channels_last`, `checkpoint_every`, `checkpoint_minutes`, `log_every`, `freeze_backbone_epochs`, `ssim_every`, `ssim_samples`, `generate_per_class`",
     );
 }
 
@@ -49,6 +49,14 @@ fn unknown_enum_value() {
     assert_first(
         "unknown_enum.toml",
         "tests/fixtures/unknown_enum.toml:5:13: unknown optimizer 'adamm'; expected one of: radam, adam, sgd",
+    );
+}
+
+#[test]
+fn unknown_precision() {
+    assert_first(
+        "unknown_precision.toml",
+        "tests/fixtures/unknown_precision.toml:5:13: unknown precision 'fp8'; expected one of: fp32, bf16, fp16",
     );
 }
 

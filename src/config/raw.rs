@@ -89,6 +89,8 @@ pub struct RawTrain {
     pub weight_decay: Option<Spanned<f64>>,
     pub seed: Option<Spanned<i64>>,
     pub device: Option<Spanned<String>>,
+    pub precision: Option<Spanned<String>>,
+    pub channels_last: Option<Spanned<bool>>,
     pub checkpoint_every: Option<Spanned<i64>>,
     pub checkpoint_minutes: Option<Spanned<f64>>,
     pub log_every: Option<Spanned<i64>>,

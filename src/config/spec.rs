@@ -158,6 +158,30 @@ impl LrSchedule {
 }
 
 choice_enum!(
+    /// Arithmetic of the training forward pass: float32 throughout, or
+    /// autocast to bfloat16 or float16 (float16 with a gradient scaler).
+    Precision, "precision" {
+        Fp32 => "fp32",
+        Bf16 => "bf16",
+        Fp16 => "fp16",
+    }
+);
+
+// choice_enum! has no way to mark a default variant.
+#[allow(clippy::derivable_impls)]
+impl Default for Precision {
+    fn default() -> Self {
+        Self::Fp32
+    }
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Self::Fp32
+    }
+}
+
+choice_enum!(
     /// Where images come from.
     DataSource, "data source" {
         PhantomBone => "phantom-bone",
@@ -280,6 +304,12 @@ pub struct TrainSpec {
     pub weight_decay: f64,
     pub seed: u64,
     pub device: DeviceChoice,
+    /// GAN and classifier stages: autocast the forward pass to this type.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+    /// GAN and classifier stages: keep conv weights and inputs in NHWC order.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels_last: bool,
     /// Write a checkpoint every this many epochs (and at the end).
     pub checkpoint_every: usize,
     /// Also write one when this many minutes passed since the last, mid-epoch

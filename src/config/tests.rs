@@ -118,3 +118,31 @@ fn cosine_schedule_matches_torch_cosine_annealing_per_epoch() {
     assert!((s.lr_at(0.1, 10, 10) - 0.002_447_174_185_242_318).abs() < 1e-15);
     assert_eq!(LrSchedule::Constant.lr_at(0.1, 10, 10), 0.1);
 }
+
+#[test]
+fn precision_and_channels_last_belong_to_training_stages() {
+    let spec =
+        parse("kind = \"classifier\"\ntrain = { precision = \"bf16\", channels_last = true }\n")
+            .expect("valid");
+    let train = &spec.stage[0].train;
+    assert_eq!(
+        (train.precision, train.channels_last),
+        (Precision::Bf16, true)
+    );
+    let default = parse("kind = \"gan\"\n").expect("valid");
+    assert_eq!(
+        (
+            default.stage[0].train.precision,
+            default.stage[0].train.channels_last
+        ),
+        (Precision::Fp32, false)
+    );
+    let e = first_error(
+        "[[stage]]\nname = \"g\"\nkind = \"gan\"\n[[stage]]\nname = \"gen\"\nkind = \"generate\"\n\
+         init_from = \"run:g\"\ntrain = { precision = \"fp16\" }\n",
+    );
+    assert!(
+        e.starts_with("t.toml:8:23: precision applies to gan and classifier stages only"),
+        "{e}"
+    );
+}

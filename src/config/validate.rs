@@ -434,6 +434,7 @@ impl_choice!(
     ClassifierArch,
     OptimizerKind,
     LrSchedule,
+    Precision,
     DataSource
 );
 
@@ -699,6 +700,30 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
             parsed
         }
     };
+    let training = kind != StageKind::Generate;
+    let precision = match &raw.precision {
+        None => Precision::Fp32,
+        Some(p) => {
+            let parsed = choice::<Precision>(p, errs).unwrap_or_default();
+            if !training {
+                errs.at(
+                    p.span(),
+                    "precision applies to gan and classifier stages only; remove it here",
+                );
+            }
+            parsed
+        }
+    };
+    let channels_last = match &raw.channels_last {
+        Some(c) if !training => {
+            errs.at(
+                c.span(),
+                "channels_last applies to gan and classifier stages only; remove it here",
+            );
+            false
+        }
+        other => other.as_ref().is_some_and(|c| *c.get_ref()),
+    };
     let betas = match &raw.betas {
         None => betas,
         Some(b) => match b.get_ref().as_slice() {
@@ -735,6 +760,8 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         weight_decay: float_in(&raw.weight_decay, "weight_decay", 0.0, (0.0, 1.0), errs),
         seed: int_in(&raw.seed, "seed", 0, 0, i64::MAX, errs) as u64,
         device,
+        precision,
+        channels_last,
         checkpoint_every: int_in(
             &raw.checkpoint_every,
             "checkpoint_every",

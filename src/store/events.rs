@@ -142,6 +142,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// A log line at level `warn`.
+    pub fn warning(message: String) -> Self {
+        Event::Log {
+            level: "warn".into(),
+            message,
+        }
+    }
+
     /// `(stage, step)` for events tied to a training step.
     pub fn position(&self) -> Option<(&str, u64)> {
         match self {

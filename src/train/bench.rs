@@ -6,11 +6,47 @@ use super::classifier::ClassifierTrainer;
 use super::gan::GanTrainer;
 use super::step_loop::StageTrainer;
 use super::{TrainError, device_name, select_device};
-use crate::config::{ClassifierArch, DeviceChoice, GanArch, KnownRuns, parse_config};
+use crate::config::{ClassifierArch, DeviceChoice, GanArch, KnownRuns, Precision, parse_config};
 use crate::data::{Dataset, Split};
 use serde::Serialize;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+/// What to time: `steps` training steps (after one warm-up) of `arch` at
+/// `height` x `width` with batch `batch` and 3 classes.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchRequest<'a> {
+    pub arch: &'a str,
+    pub height: usize,
+    pub width: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub device: DeviceChoice,
+    /// As `train.precision`.
+    pub precision: Precision,
+    /// As `train.channels_last`.
+    pub channels_last: bool,
+}
+
+impl<'a> BenchRequest<'a> {
+    /// Float32, NCHW.
+    pub fn new(arch: &'a str, [height, width]: [usize; 2], batch: usize, steps: usize) -> Self {
+        Self {
+            arch,
+            height,
+            width,
+            batch,
+            steps,
+            device: DeviceChoice::Auto,
+            precision: Precision::Fp32,
+            channels_last: false,
+        }
+    }
+
+    pub fn on(self, device: DeviceChoice) -> Self {
+        Self { device, ..self }
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct BenchResult {
@@ -20,6 +56,8 @@ pub struct BenchResult {
     pub batch: usize,
     pub steps: usize,
     pub device: String,
+    pub precision: Precision,
+    pub channels_last: bool,
     pub threads: i32,
     pub median_seconds: f64,
     pub min_seconds: f64,
@@ -38,16 +76,18 @@ fn random_dataset(n: usize, h: usize, w: usize, classes: usize) -> Dataset {
     }
 }
 
-/// Time `steps` training steps (after one warm-up) of `arch` at `h` x `w`
-/// with batch `batch` and 3 classes.
-pub fn bench(
-    arch: &str,
-    h: usize,
-    w: usize,
-    batch: usize,
-    steps: usize,
-    device: DeviceChoice,
-) -> Result<BenchResult, TrainError> {
+/// Time the steps `request` describes.
+pub fn bench(request: &BenchRequest<'_>) -> Result<BenchResult, TrainError> {
+    let BenchRequest {
+        arch,
+        height: h,
+        width: w,
+        batch,
+        steps,
+        device,
+        precision,
+        channels_last,
+    } = *request;
     let kind = match (GanArch::parse(arch), ClassifierArch::parse(arch)) {
         (Some(_), _) => "gan",
         (None, Some(_)) => "classifier",
@@ -68,7 +108,8 @@ pub fn bench(
     };
     let text = format!(
         "name = \"bench\"\nkind = \"{kind}\"\nmodel = {{ arch = \"{arch}\" }}\n\
-         data = {{ image_size = [{h}, {w}] }}\ntrain = {{ batch_size = {batch}, device = \"{device}\" }}\n"
+         data = {{ image_size = [{h}, {w}] }}\n\
+         train = {{ batch_size = {batch}, device = \"{device}\", precision = \"{precision}\", channels_last = {channels_last} }}\n"
     );
     let setup = |message: String| TrainError::Setup {
         stage: "bench".into(),
@@ -124,6 +165,8 @@ pub fn bench(
         batch,
         steps: times.len(),
         device: device_name(device),
+        precision,
+        channels_last,
         threads: tch::get_num_threads(),
         median_seconds: median,
         min_seconds: times[0],
@@ -137,17 +180,25 @@ mod tests {
 
     #[test]
     fn times_real_training_steps() {
-        let r = bench("small-cnn", 32, 16, 4, 2, DeviceChoice::Cpu).unwrap();
+        let r =
+            bench(&BenchRequest::new("small-cnn", [32, 16], 4, 2).on(DeviceChoice::Cpu)).unwrap();
         assert_eq!((r.batch, r.steps, r.device.as_str()), (4, 2, "cpu"));
         assert!(r.min_seconds > 0.0 && r.min_seconds <= r.median_seconds);
         assert!((r.images_per_second - 4.0 / r.median_seconds).abs() < 1e-9);
-        let gan = bench("acgan", 32, 16, 2, 1, DeviceChoice::Cpu).unwrap();
+        let gan = bench(&BenchRequest::new("acgan", [32, 16], 2, 1).on(DeviceChoice::Cpu)).unwrap();
         assert_eq!(gan.steps, 1);
+        let reduced = BenchRequest {
+            precision: Precision::Bf16,
+            channels_last: true,
+            ..BenchRequest::new("small-cnn", [32, 16], 4, 1).on(DeviceChoice::Cpu)
+        };
+        let r = bench(&reduced).unwrap();
+        assert_eq!((r.precision, r.channels_last), (Precision::Bf16, true));
     }
 
     #[test]
     fn unknown_arch_lists_every_model() {
-        let err = bench("resnet50", 32, 16, 4, 1, DeviceChoice::Cpu)
+        let err = bench(&BenchRequest::new("resnet50", [32, 16], 4, 1).on(DeviceChoice::Cpu))
             .unwrap_err()
             .to_string();
         assert!(

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use tch::{Tensor, nn};
 
-/// A model's variables (BatchNorm running statistics included) as CPU
-/// tensors with `prefix` before each name.
+/// A model's variables (BatchNorm running statistics included) as
+/// contiguous CPU tensors (whatever their layout in training) with
+/// `prefix` before each name.
 pub fn var_store_tensors(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor)> {
     let mut out: Vec<(String, Tensor)> = vs
         .variables()
@@ -16,7 +17,7 @@ pub fn var_store_tensors(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor
         .map(|(name, t)| {
             (
                 format!("{prefix}{name}"),
-                t.detach().to_device(tch::Device::Cpu),
+                t.detach().to_device(tch::Device::Cpu).contiguous(),
             )
         })
         .collect();

@@ -2,6 +2,7 @@
 //! evaluation on the test split (accuracy, per-class and macro precision,
 //! recall, specificity, F1, confusion matrix).
 
+use super::amp::MixedPrecision;
 use super::metrics::Confusion;
 use super::optim::{OptimConfig, Optimizer};
 use super::step_loop::StageTrainer;
@@ -24,6 +25,7 @@ pub struct ClassifierTrainer {
     vs: nn::VarStore,
     model: Box<dyn ModuleT>,
     opt: Optimizer,
+    amp: MixedPrecision,
     train: Dataset,
     test: Dataset,
     batch_size: usize,
@@ -86,6 +88,8 @@ impl ClassifierTrainer {
             eps: 1e-8,
             weight_decay: spec.train.weight_decay,
         };
+        let amp = MixedPrecision::new(&spec.train, device);
+        amp.prepare(&vs);
         let to_device = |d: Dataset| Dataset {
             images: d.images.to_device(device),
             labels: d.labels.to_device(device),
@@ -95,6 +99,7 @@ impl ClassifierTrainer {
         Ok(Self {
             stage: spec.name.clone(),
             opt: Optimizer::new(&vs, cfg),
+            amp,
             vs,
             model,
             train: to_device(data.train),
@@ -200,13 +205,21 @@ impl StageTrainer for ClassifierTrainer {
     }
 
     fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
-        let x = self.train.images.index_select(0, indices);
+        let x = self.amp.input(&self.train.images.index_select(0, indices));
         let y = self.train.labels.index_select(0, indices);
         self.opt.zero_grad();
-        let logits = self.model.forward_t(&x, true);
-        let loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
-        loss.backward();
-        self.opt.step();
+        let (logits, loss) = self.amp.autocast(|| {
+            let logits = self.model.forward_t(&x, true);
+            let loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
+            (logits, loss)
+        });
+        self.amp.backward(&loss);
+        let torch_err = |message| TrainError::Torch {
+            stage: self.stage.clone(),
+            message,
+        };
+        self.amp.step(&mut self.opt).map_err(torch_err)?;
+        self.amp.update().map_err(torch_err)?;
         tch::no_grad(|| {
             self.loss_sum += loss.detach();
             self.correct += logits.argmax(1, false).eq_tensor(&y).sum(Kind::Float);
@@ -257,8 +270,14 @@ impl StageTrainer for ClassifierTrainer {
         epoch: u64,
         step: u64,
     ) -> Result<Vec<Event>, TrainError> {
+        let skips: Vec<Event> = self
+            .amp
+            .take_skip_report()
+            .map(Event::warning)
+            .into_iter()
+            .collect();
         if self.test.is_empty() {
-            return Ok(Vec::new());
+            return Ok(skips);
         }
         let (loss, confusion) = self.evaluate();
         let m = confusion.metrics();
@@ -308,17 +327,20 @@ impl StageTrainer for ClassifierTrainer {
                 macro_f1: m.macro_f1,
             },
         );
+        events.extend(skips);
         Ok(events)
     }
 
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)> {
         let mut all = checkpoint::var_store_tensors(&self.vs, "model.");
         all.extend(self.opt.state_tensors("opt."));
+        all.extend(self.amp.state_tensors("amp."));
         all
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
         checkpoint::load_var_store(&self.vs, "model.", tensors, true)?;
+        self.amp.load_state("amp.", tensors);
         self.opt.load_state("opt.", tensors)
     }
 }

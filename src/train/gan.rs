@@ -2,6 +2,7 @@
 //! of METHOD.md section 3 with logits (BCE-with-logits for real/fake,
 //! cross-entropy for the class head; G uses the non-saturating form).
 
+use super::amp::MixedPrecision;
 use super::optim::{OptimConfig, Optimizer};
 use super::step_loop::StageTrainer;
 use super::{StageContext, TrainError, checkpoint, samples, ssim};
@@ -51,6 +52,7 @@ pub struct GanTrainer {
     discriminator: Box<dyn Discriminator>,
     opt_g: Optimizer,
     opt_d: Optimizer,
+    amp: MixedPrecision,
     /// Training images `[N, 1, H, W]` in [-1, 1], on the device.
     images: Tensor,
     labels: Tensor,
@@ -111,6 +113,9 @@ impl GanTrainer {
                 );
             }
         };
+        let amp = MixedPrecision::new(&spec.train, device);
+        amp.prepare(&g_vs);
+        amp.prepare(&d_vs);
         let cfg = OptimConfig {
             kind: spec.train.optimizer,
             lr: spec.train.lr,
@@ -131,6 +136,7 @@ impl GanTrainer {
             stage: spec.name.clone(),
             opt_g: Optimizer::new(&g_vs, cfg),
             opt_d: Optimizer::new(&d_vs, cfg),
+            amp,
             g_vs,
             d_vs,
             generator,
@@ -216,29 +222,40 @@ impl StageTrainer for GanTrainer {
     }
 
     fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
-        let real = self.images.index_select(0, indices);
+        let real = self.amp.input(&self.images.index_select(0, indices));
         let y = self.labels.index_select(0, indices);
         let b = y.size()[0];
         let z = Tensor::randn([b, self.latent_dim], (Kind::Float, self.device));
         let y_fake = Tensor::randint(self.classes.len() as i64, [b], (Kind::Int64, self.device));
-        let fake = self.generator.generate(&z, &y_fake, true);
+        let torch_err = |message| TrainError::Torch {
+            stage: self.stage.clone(),
+            message,
+        };
+        let (amp, d) = (&mut self.amp, &self.discriminator);
+        let fake = amp.autocast(|| self.generator.generate(&z, &y_fake, true));
 
         // Discriminator: real as real with its class, fake as fake with the class asked for.
         self.opt_d.zero_grad();
-        let (s_real, c_real) = self.discriminator.judge(&real, true);
-        let (s_fake, c_fake) = self.discriminator.judge(&fake.detach(), true);
-        let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y))
-            + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake)))
-            / 2.0;
-        d_loss.backward();
-        self.opt_d.step();
+        let (s_real, c_real, s_fake, d_loss) = amp.autocast(|| {
+            let (s_real, c_real) = d.judge(&real, true);
+            let (s_fake, c_fake) = d.judge(&fake.detach(), true);
+            let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y))
+                + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake)))
+                / 2.0;
+            (s_real, c_real, s_fake, d_loss)
+        });
+        amp.backward(&d_loss);
+        amp.step(&mut self.opt_d).map_err(torch_err)?;
 
         // Generator: fool the real/fake head, and be recognised as the class asked for.
         self.opt_g.zero_grad();
-        let (s_gen, c_gen) = self.discriminator.judge(&fake, true);
-        let g_loss = bce(&s_gen, 1.0) + ce(&c_gen, &y_fake);
-        g_loss.backward();
-        self.opt_g.step();
+        let g_loss = amp.autocast(|| {
+            let (s_gen, c_gen) = d.judge(&fake, true);
+            bce(&s_gen, 1.0) + ce(&c_gen, &y_fake)
+        });
+        amp.backward(&g_loss);
+        amp.step(&mut self.opt_g).map_err(torch_err)?;
+        amp.update().map_err(torch_err)?;
 
         tch::no_grad(|| {
             let w = &mut self.window;
@@ -314,6 +331,7 @@ impl StageTrainer for GanTrainer {
             step,
             path: rel,
         }];
+        events.extend(self.amp.take_skip_report().map(Event::warning));
         if self.ssim_every > 0 && (epoch.is_multiple_of(self.ssim_every) || epoch == self.epochs) {
             events.push(Event::Ssim {
                 stage: self.stage.clone(),
@@ -331,12 +349,14 @@ impl StageTrainer for GanTrainer {
         all.extend(checkpoint::var_store_tensors(&self.d_vs, "d."));
         all.extend(self.opt_g.state_tensors("opt_g."));
         all.extend(self.opt_d.state_tensors("opt_d."));
+        all.extend(self.amp.state_tensors("amp."));
         all
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
         checkpoint::load_var_store(&self.g_vs, "g.", tensors, true)?;
         checkpoint::load_var_store(&self.d_vs, "d.", tensors, true)?;
+        self.amp.load_state("amp.", tensors);
         self.opt_g.load_state("opt_g.", tensors)?;
         self.opt_d.load_state("opt_d.", tensors)
     }

@@ -1,6 +1,7 @@
 //! Training: the step loop shared by every stage, the GAN and classifier
 //! stages, optimizers, metrics and checkpoints.
 
+pub mod amp;
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;

@@ -66,6 +66,17 @@ impl Optimizer {
         }
     }
 
+    /// The gradients `backward` left on the parameters (none for frozen
+    /// ones); they share storage with the parameters' own, so in-place
+    /// changes (unscaling) are what the next step sees.
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|(_, p, _, _)| p.grad())
+            .filter(Tensor::defined)
+            .collect()
+    }
+
     /// Apply one update from the gradients currently stored on the parameters.
     pub fn step(&mut self) {
         self.step += 1;
@@ -136,8 +147,15 @@ impl Optimizer {
             Tensor::from_slice(&[self.step as i64]),
         )];
         for (name, _, m, v) in &self.params {
-            out.push((format!("{prefix}m.{name}"), m.to_device(tch::Device::Cpu)));
-            out.push((format!("{prefix}v.{name}"), v.to_device(tch::Device::Cpu)));
+            // contiguous(): safetensors takes no other layout (channels-last).
+            out.push((
+                format!("{prefix}m.{name}"),
+                m.to_device(tch::Device::Cpu).contiguous(),
+            ));
+            out.push((
+                format!("{prefix}v.{name}"),
+                v.to_device(tch::Device::Cpu).contiguous(),
+            ));
         }
         out
     }

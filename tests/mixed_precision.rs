@@ -1,0 +1,166 @@
+//! `train.precision` and `train.channels_last` on the CPU: reduced-precision
+//! runs follow the float32 curve, repeat exactly with the same seed, keep
+//! the fp16 loss scale in checkpoints, and write weights `scintigan eval`
+//! reads back.
+
+mod common;
+
+use common::*;
+use scintigan::store::{Event, EventRecord, RunDir};
+use serde_json::Value;
+
+/// The run called `name` under `dir/runs`.
+fn run_named(dir: &std::path::Path, name: &str) -> RunDir {
+    scintigan::store::list_runs(&dir.join("runs"))
+        .into_iter()
+        .find(|r| r.status().is_ok_and(|s| s.name == name))
+        .unwrap_or_else(|| panic!("no run called {name}"))
+}
+
+/// `(step, [loss...])` of every step event, GAN or classifier.
+fn step_losses(records: &[EventRecord]) -> Vec<(u64, Vec<f64>)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::GanStep {
+                step,
+                g_loss,
+                d_loss,
+                ..
+            } => Some((*step, vec![*g_loss, *d_loss])),
+            Event::TrainStep { step, loss, .. } => Some((*step, vec![*loss])),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Largest relative difference between two runs' losses, step by step.
+fn largest_relative_gap(a: &[(u64, Vec<f64>)], b: &[(u64, Vec<f64>)]) -> f64 {
+    assert_eq!(
+        a.iter().map(|s| s.0).collect::<Vec<_>>(),
+        b.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "the runs logged different steps"
+    );
+    a.iter()
+        .zip(b)
+        .flat_map(|((_, x), (_, y))| x.iter().zip(y))
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-3))
+        .fold(0.0, f64::max)
+}
+
+fn checkpoint_keys(run: &RunDir) -> Vec<String> {
+    let (dir, _) = run
+        .checkpoints()
+        .latest()
+        .expect("read checkpoints")
+        .expect("a checkpoint");
+    let tensors = scintigan::train::checkpoint::read(&dir.join("weights.safetensors"))
+        .expect("checkpoint loads");
+    tensors.into_keys().collect()
+}
+
+#[test]
+fn reduced_precision_gan_runs_follow_the_fp32_curve_and_repeat_exactly() {
+    let dir = scratch("mixed_precision_gan");
+    let runs = [
+        ("fp32", ""),
+        ("bf16", "precision = \"bf16\"\nchannels_last = true"),
+        ("bf16-again", "precision = \"bf16\"\nchannels_last = true"),
+        ("fp16", "precision = \"fp16\"\nchannels_last = true"),
+    ];
+    for (name, extra) in runs {
+        write(
+            &dir,
+            &format!("{name}.toml"),
+            &tiny_gan_config(name, 10, extra),
+        );
+        let out = run_in(&dir, &["run", &format!("{name}.toml")]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+    }
+    let curve = |name| step_losses(&events(&run_named(&dir, name)));
+    let fp32 = curve("fp32");
+    assert_eq!(fp32.len(), 60);
+    for name in ["bf16", "fp16"] {
+        let gap = largest_relative_gap(&curve(name), &fp32);
+        assert!(
+            gap < 0.03,
+            "{name} strays {:.1} % from the fp32 losses",
+            gap * 100.0
+        );
+        assert!(
+            gap > 0.0,
+            "{name} gave fp32's exact numbers: autocast did nothing"
+        );
+    }
+    assert_eq!(
+        curve("bf16"),
+        curve("bf16-again"),
+        "same seed, other numbers"
+    );
+
+    // Only fp16 has a loss scale, and it is checkpointed with the weights.
+    let fp16 = run_named(&dir, "fp16");
+    let keys = checkpoint_keys(&fp16);
+    assert!(
+        keys.contains(&"amp.scale".to_string()) && keys.contains(&"amp.growth_tracker".to_string())
+    );
+    assert!(
+        !checkpoint_keys(&run_named(&dir, "bf16"))
+            .iter()
+            .any(|k| k.starts_with("amp."))
+    );
+    let warned = events(&fp16).iter().any(|r| {
+        matches!(&r.event, Event::Log { level, message } if level == "warn" && message.contains("fp16\" on the CPU"))
+    });
+    assert!(warned, "no warning that fp16 is slow on the CPU");
+}
+
+#[test]
+fn a_bf16_channels_last_classifier_follows_fp32_and_its_weights_evaluate() {
+    let dir = scratch("mixed_precision_classifier");
+    let config = |name: &str, extra: &str| {
+        format!(
+            "name = \"{name}\"\nkind = \"classifier\"\n\
+             model = {{ arch = \"small-cnn\", base_channels = 8 }}\n\
+             data = {{ source = \"phantom-bone\", image_size = [64, 32], class_counts = [60, 45, 30], test_fraction = 0.3 }}\n\
+             train = {{ epochs = 3, batch_size = 16, lr = 1e-3, optimizer = \"adam\", device = \"cpu\", log_every = 2{extra} }}\n"
+        )
+    };
+    write(&dir, "fp32.toml", &config("fp32", ""));
+    write(
+        &dir,
+        "bf16.toml",
+        &config("bf16", ", precision = \"bf16\", channels_last = true"),
+    );
+    for file in ["fp32.toml", "bf16.toml"] {
+        let out = run_in(&dir, &["run", file]);
+        assert!(out.status.success(), "{file}: {}", stderr(&out));
+    }
+    let (fp32, bf16) = (run_named(&dir, "fp32"), run_named(&dir, "bf16"));
+    let gap = largest_relative_gap(&step_losses(&events(&bf16)), &step_losses(&events(&fp32)));
+    assert!(
+        gap < 0.02,
+        "bf16 strays {:.1} % from the fp32 losses",
+        gap * 100.0
+    );
+
+    // The checkpoint was written from channels-last weights; eval reads it
+    // back (in float32) and scores the test split as the run's last eval did.
+    let last_accuracy = events(&bf16)
+        .iter()
+        .rev()
+        .find_map(|r| match r.event {
+            Event::Eval { accuracy, .. } => Some(accuracy),
+            _ => None,
+        })
+        .expect("an eval event");
+    let root = bf16.root().to_string_lossy().into_owned();
+    let out = run_in(&dir, &["eval", &root, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let accuracy = report["accuracy"].as_f64().expect("accuracy");
+    assert!(
+        (accuracy - last_accuracy).abs() < 1e-12,
+        "eval {accuracy} vs run {last_accuracy}"
+    );
+}
