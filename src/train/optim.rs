@@ -110,31 +110,17 @@ impl Optimizer {
                         }
                         let _ = p.g_sub_(&(&*m * lr));
                     }
-                    OptimizerKind::Adam | OptimizerKind::Radam => {
+                    OptimizerKind::Adam => {
                         let _ = m.g_mul_scalar_(b1);
                         let _ = m.g_add_(&(&g * (1.0 - b1)));
                         let _ = v.g_mul_scalar_(b2);
                         let _ = v.g_add_(&(&g * &g * (1.0 - b2)));
                         let bc1 = 1.0 - b1.powf(t);
                         let bc2 = 1.0 - b2.powf(t);
-                        let update = if kind == OptimizerKind::Adam {
-                            let denom = v.sqrt() / bc2.sqrt() + eps;
-                            &*m / denom * (lr / bc1)
-                        } else {
-                            let rho_inf = 2.0 / (1.0 - b2) - 1.0;
-                            let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bc2;
-                            if rho_t > 5.0 {
-                                let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
-                                    / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-                                    .sqrt();
-                                let adaptive = (v.sqrt() + eps).reciprocal() * bc2.sqrt();
-                                &*m * adaptive * (lr * rect / bc1)
-                            } else {
-                                &*m * (lr / bc1)
-                            }
-                        };
-                        let _ = p.g_sub_(&update);
+                        let denom = v.sqrt() / bc2.sqrt() + eps;
+                        let _ = p.g_sub_(&(&*m / denom * (lr / bc1)));
                     }
+                    OptimizerKind::Radam => radam_update(p, m, v, &g, t, self.cfg),
                 }
             }
         });
@@ -190,5 +176,43 @@ impl Optimizer {
             }
             Ok(())
         })
+    }
+}
+
+/// One RAdam update of `p` at step `t` (1-based), as torch's single-tensor
+/// RAdam computes it, written with in-place operations (`lerp_`,
+/// `addcmul_`, `addcdiv_`) so each step makes two temporaries per
+/// parameter instead of six: the optimizer step is memory-bound.
+fn radam_update(
+    p: &mut Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    g: &Tensor,
+    t: f64,
+    cfg: OptimConfig,
+) {
+    let OptimConfig {
+        lr,
+        betas: [b1, b2],
+        eps,
+        ..
+    } = cfg;
+    let _ = m.lerp_(g, 1.0 - b1);
+    let _ = v.g_mul_scalar_(b2);
+    let _ = v.addcmul_(&(g * (1.0 - b2)), g);
+    let bc1 = 1.0 - b1.powf(t);
+    let bc2 = 1.0 - b2.powf(t);
+    let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+    let rho_t = rho_inf - 2.0 * t * b2.powf(t) / bc2;
+    if rho_t > 5.0 {
+        let rect = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+            / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+            .sqrt();
+        // p -= lr * rect * sqrt(bc2) / bc1 * m / (sqrt(v) + eps)
+        let mut denom = v.sqrt();
+        let _ = denom.g_add_scalar_(eps);
+        let _ = p.addcdiv_(&(&*m * (-lr * rect * bc2.sqrt() / bc1)), &denom);
+    } else {
+        let _ = p.g_sub_(&(&*m * (lr / bc1)));
     }
 }
