@@ -1,0 +1,75 @@
+"""Ours against the PyTorch eager yardsticks, round by round, as a table.
+
+    .venv/bin/python benches/compare_pytorch.py [--rounds 3] [--steps 9]
+        [--device cpu|cuda] [--precision fp32|bf16|fp16] [--channels-last]
+        [--threads 2] [--only multiscale|mu-acgan]
+
+Each round runs, one after the other, `scintigan bench` and the matching
+`benches/pytorch_*.py` with the same size (256x128), batch (4 for the
+multi-scale classifier, 2 for MU-ACGAN), steps, device, precision, layout
+and thread count, then prints the medians and ours / PyTorch. Build first
+(`make build`).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = {"multiscale": (4, "pytorch_multiscale.py"), "mu-acgan": (2, "pytorch_mu_acgan.py")}
+
+
+def run(cmd: list, threads: int) -> str:
+    # libtorch takes its intra-op thread count from OMP_NUM_THREADS at start.
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--only", choices=sorted(CASES))
+    args = ap.parse_args()
+    common = ["--steps", str(args.steps), "--device", args.device, "--precision", args.precision]
+    if args.channels_last:
+        common.append("--channels-last")
+    ours_bin = str(ROOT / "target/release/scintigan")
+    print(f"256x128, {args.device}, {args.precision}{', channels-last' if args.channels_last else ''}, "
+          f"{args.threads} threads, {args.steps} timed steps after one warm-up\n")
+    print("| step | round | ours, median s | PyTorch, median s | ours / PyTorch |")
+    print("|---|---:|---:|---:|---:|")
+    for arch, (batch, script) in CASES.items():
+        if args.only and arch != args.only:
+            continue
+        ratios = []
+        for r in range(1, args.rounds + 1):
+            ours = json.loads(run([ours_bin, "bench", "--arch", arch, "--size", "256x128",
+                                   "--batch", str(batch), "--json", *common], args.threads))
+            if ours["threads"] != args.threads:
+                sys.exit(f"scintigan bench ran {ours['threads']} threads, not {args.threads}")
+            ours = ours["median_seconds"]
+            text = run([sys.executable, str(ROOT / "benches" / script),
+                        "--threads", str(args.threads), *common], args.threads)
+            found = re.search(r"median ([0-9.]+) s", text)
+            if not found:
+                sys.exit(f"{script} printed no median: {text.strip()}")
+            theirs = float(found.group(1))
+            ratios.append(ours / theirs)
+            print(f"| {arch}, batch {batch} | {r} | {ours:.3f} | {theirs:.3f} | {ours / theirs:.2f} |", flush=True)
+        print(f"| {arch}, batch {batch} | mean | | | {statistics.mean(ratios):.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
