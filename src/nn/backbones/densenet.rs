@@ -85,7 +85,7 @@ pub fn densenet121(p: nn::Path) -> DenseNet {
 
 impl FeatureExtractor for DenseNet {
     fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv0).apply_t(&self.norm0, train).relu();
+        let mut y = x.apply(&self.conv0).apply_t(&self.norm0, train).relu_();
         y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for (bi, block) in self.blocks.iter().enumerate() {
             let mut features = vec![y];
@@ -93,16 +93,16 @@ impl FeatureExtractor for DenseNet {
                 let input = Tensor::cat(&features, 1);
                 let new = input
                     .apply_t(&layer.norm1, train)
-                    .relu()
+                    .relu_()
                     .apply(&layer.conv1)
                     .apply_t(&layer.norm2, train)
-                    .relu()
+                    .relu_()
                     .apply(&layer.conv2);
                 features.push(new);
             }
             y = Tensor::cat(&features, 1);
             if let Some(t) = self.transitions.get(bi) {
-                y = y.apply_t(&t.norm, train).relu().apply(&t.conv).avg_pool2d(
+                y = y.apply_t(&t.norm, train).relu_().apply(&t.conv).avg_pool2d(
                     [2, 2],
                     [2, 2],
                     [0, 0],
@@ -112,7 +112,7 @@ impl FeatureExtractor for DenseNet {
                 );
             }
         }
-        y.apply_t(&self.norm5, train).relu()
+        y.apply_t(&self.norm5, train).relu_()
     }
 
     fn out_channels(&self) -> i64 {

@@ -32,14 +32,14 @@ impl Block {
         for (i, (conv, bn)) in self.convs.iter().zip(&self.norms).enumerate() {
             y = y.apply(conv).apply_t(bn, train);
             if i < last {
-                y = y.relu();
+                y = y.relu_();
             }
         }
         let identity = match &self.downsample {
             Some((conv, bn)) => x.apply(conv).apply_t(bn, train),
             None => x.shallow_clone(),
         };
-        (y + identity).relu()
+        (y + identity).relu_()
     }
 }
 
@@ -135,7 +135,7 @@ pub fn resnet(p: nn::Path, kind: ResNetKind) -> ResNet {
 
 impl FeatureExtractor for ResNet {
     fn feature_maps(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
         y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for block in layer {

@@ -54,7 +54,7 @@ impl FeatureExtractor for Vgg {
         let mut y = x.shallow_clone();
         for layer in &self.layers {
             y = match layer {
-                Layer::Conv(conv) => y.apply(conv).relu(),
+                Layer::Conv(conv) => y.apply(conv).relu_(),
                 Layer::Pool => y.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
             };
         }
