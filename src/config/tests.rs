@@ -40,7 +40,7 @@ name = "fine"
 kind = "gan"
 after = ["pre"]
 init_from = "run:pre"
-train = { device = "cuda:1", epochs = 3 }
+train = { device = "cuda:1", epochs = 3, precision = "bf16", channels_last = true }
 "#;
     let spec = parse(text).expect("valid");
     let frozen = spec.to_toml().expect("serialises");
