@@ -11,7 +11,7 @@
 //! switches libtorch's autocast per device and reduced type (tch exposes
 //! CUDA float16 only), against the same libtorch's headers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const AUTOCAST_SHIM: &str = "src/train/amp/autocast.cpp";
 
@@ -40,13 +40,19 @@ fn main() {
     }
 }
 
-/// Build the autocast shim against the headers next to libtorch's `lib/`
-/// (`torch/include` in the PyTorch wheel, `include` in a libtorch download).
+/// Build the autocast shim against libtorch's headers: `LIBTORCH_INCLUDE`
+/// when set (as torch-sys reads it, for headers installed apart from the
+/// libraries), else the `include/` next to libtorch's `lib/` (`torch/include`
+/// in the PyTorch wheel, `include` in a libtorch download).
 fn compile_autocast_shim(lib: &Path) {
-    let include = lib.parent().map(|root| root.join("include"));
+    println!("cargo:rerun-if-env-changed=LIBTORCH_INCLUDE");
+    let include = match std::env::var_os("LIBTORCH_INCLUDE") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => lib.parent().map(|root| root.join("include")),
+    };
     let Some(include) = include.filter(|dir| dir.join("c10/core/ScalarType.h").exists()) else {
         panic!(
-            "no libtorch headers (include/c10/core/ScalarType.h) next to {}; \
+            "no libtorch headers (c10/core/ScalarType.h) in LIBTORCH_INCLUDE or next to {}; \
              the PyTorch wheel and the libtorch archive both ship them",
             lib.display()
         );

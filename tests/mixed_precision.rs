@@ -1,13 +1,23 @@
 //! `train.precision` and `train.channels_last` on the CPU: reduced-precision
 //! runs follow the float32 curve, repeat exactly with the same seed, keep
-//! the fp16 loss scale in checkpoints, and write weights `scintigan eval`
-//! reads back.
+//! the fp16 loss scale in checkpoints, resume on the same curve, and write
+//! weights `scintigan eval` reads back.
 
 mod common;
 
 use common::*;
 use scintigan::store::{Event, EventRecord, RunDir};
 use serde_json::Value;
+use std::collections::HashMap;
+use tch::Tensor;
+
+/// One test at a time: each runs libtorch processes with a thread per core,
+/// and three at once on two cores take five times as long.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// The run called `name` under `dir/runs`.
 fn run_named(dir: &std::path::Path, name: &str) -> RunDir {
@@ -48,19 +58,18 @@ fn largest_relative_gap(a: &[(u64, Vec<f64>)], b: &[(u64, Vec<f64>)]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn checkpoint_keys(run: &RunDir) -> Vec<String> {
+fn checkpoint_tensors(run: &RunDir) -> HashMap<String, Tensor> {
     let (dir, _) = run
         .checkpoints()
         .latest()
         .expect("read checkpoints")
         .expect("a checkpoint");
-    let tensors = scintigan::train::checkpoint::read(&dir.join("weights.safetensors"))
-        .expect("checkpoint loads");
-    tensors.into_keys().collect()
+    scintigan::train::checkpoint::read(&dir.join("weights.safetensors")).expect("checkpoint loads")
 }
 
 #[test]
 fn reduced_precision_gan_runs_follow_the_fp32_curve_and_repeat_exactly() {
+    let _serial = one_at_a_time();
     let dir = scratch("mixed_precision_gan");
     let runs = [
         ("fp32", ""),
@@ -98,15 +107,19 @@ fn reduced_precision_gan_runs_follow_the_fp32_curve_and_repeat_exactly() {
         "same seed, other numbers"
     );
 
-    // Only fp16 has a loss scale, and it is checkpointed with the weights.
+    // Only fp16 has a loss scale, and it is checkpointed with the weights:
+    // 2^16 to start, halved once per bad iteration, so a power of two.
     let fp16 = run_named(&dir, "fp16");
-    let keys = checkpoint_keys(&fp16);
+    let tensors = checkpoint_tensors(&fp16);
+    let scale = f64::try_from(&tensors["amp.scale"]).expect("amp.scale");
     assert!(
-        keys.contains(&"amp.scale".to_string()) && keys.contains(&"amp.growth_tracker".to_string())
+        (1.0..=65536.0).contains(&scale) && scale.log2().fract() == 0.0,
+        "loss scale {scale}"
     );
+    assert!(tensors.contains_key("amp.growth_tracker"));
     assert!(
-        !checkpoint_keys(&run_named(&dir, "bf16"))
-            .iter()
+        !checkpoint_tensors(&run_named(&dir, "bf16"))
+            .keys()
             .any(|k| k.starts_with("amp."))
     );
     let warned = events(&fp16).iter().any(|r| {
@@ -117,6 +130,7 @@ fn reduced_precision_gan_runs_follow_the_fp32_curve_and_repeat_exactly() {
 
 #[test]
 fn a_bf16_channels_last_classifier_follows_fp32_and_its_weights_evaluate() {
+    let _serial = one_at_a_time();
     let dir = scratch("mixed_precision_classifier");
     let config = |name: &str, extra: &str| {
         format!(
@@ -162,5 +176,46 @@ fn a_bf16_channels_last_classifier_follows_fp32_and_its_weights_evaluate() {
     assert!(
         (accuracy - last_accuracy).abs() < 1e-12,
         "eval {accuracy} vs run {last_accuracy}"
+    );
+}
+
+#[test]
+fn an_fp16_channels_last_run_stopped_and_resumed_continues_the_same_curve() {
+    let _serial = one_at_a_time();
+    let dir = scratch("mixed_precision_resume");
+    let extra = "precision = \"fp16\"\nchannels_last = true";
+    write(&dir, "stopped.toml", &tiny_gan_config("stopped", 30, extra));
+    write(
+        &dir,
+        "straight.toml",
+        &tiny_gan_config("straight", 30, extra),
+    );
+
+    // Ctrl-C after a few steps writes a checkpoint (NHWC weights, moments,
+    // loss scale); --resume carries on from it to the end.
+    let child = spawn_run_until_training(&dir, "stopped.toml");
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let stopped = run_named(&dir, "stopped");
+    let before = step_losses(&events(&stopped)).len();
+    assert!(before < 180, "the run finished before Ctrl-C reached it");
+    let root = stopped.root().to_string_lossy().into_owned();
+    let out = run_in(&dir, &["run", "--resume", &root]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run_in(&dir, &["run", "straight.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let resumed = step_losses(&events(&stopped));
+    let straight = step_losses(&events(&run_named(&dir, "straight")));
+    assert_eq!(
+        resumed.len(),
+        180,
+        "each step once ({before} before the stop)"
+    );
+    let gap = largest_relative_gap(&resumed, &straight);
+    assert!(
+        gap <= 1e-4,
+        "the resumed run strays {gap:e} from the uninterrupted one"
     );
 }

@@ -8,17 +8,8 @@ use scintigan::nn::Generator;
 use scintigan::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
 use scintigan::store::{CheckpointDir, Event, RunState};
 use scintigan::train::checkpoint;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use tch::{Device, Kind, Tensor, nn};
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} {pid} failed");
-}
 
 #[test]
 fn run_writes_a_complete_run_directory_and_checkpoints_load_back() {

@@ -214,10 +214,7 @@ impl StageTrainer for ClassifierTrainer {
             (logits, loss)
         });
         self.amp.backward(&loss);
-        let torch_err = |message| TrainError::Torch {
-            stage: self.stage.clone(),
-            message,
-        };
+        let torch_err = |message| TrainError::torch(&self.stage, message);
         self.amp.step(&mut self.opt).map_err(torch_err)?;
         self.amp.update().map_err(torch_err)?;
         tch::no_grad(|| {

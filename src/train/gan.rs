@@ -227,10 +227,7 @@ impl StageTrainer for GanTrainer {
         let b = y.size()[0];
         let z = Tensor::randn([b, self.latent_dim], (Kind::Float, self.device));
         let y_fake = Tensor::randint(self.classes.len() as i64, [b], (Kind::Int64, self.device));
-        let torch_err = |message| TrainError::Torch {
-            stage: self.stage.clone(),
-            message,
-        };
+        let torch_err = |message| TrainError::torch(&self.stage, message);
         let (amp, d) = (&mut self.amp, &self.discriminator);
         let fake = amp.autocast(|| self.generator.generate(&z, &y_fake, true));
 

@@ -153,12 +153,19 @@ pub struct StageContext<'r, 'a> {
     pub init: Option<PathBuf>,
 }
 
-impl StageContext<'_, '_> {
-    pub fn torch_err(&self, e: impl std::fmt::Display) -> TrainError {
+impl TrainError {
+    /// A libtorch failure in `stage`.
+    pub fn torch(stage: &str, e: impl std::fmt::Display) -> Self {
         TrainError::Torch {
-            stage: self.spec.name.clone(),
+            stage: stage.to_string(),
             message: e.to_string(),
         }
+    }
+}
+
+impl StageContext<'_, '_> {
+    pub fn torch_err(&self, e: impl std::fmt::Display) -> TrainError {
+        TrainError::torch(&self.spec.name, e)
     }
 }
 

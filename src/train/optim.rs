@@ -181,8 +181,8 @@ impl Optimizer {
 
 /// One RAdam update of `p` at step `t` (1-based), as torch's single-tensor
 /// RAdam computes it, written with in-place operations (`lerp_`,
-/// `addcmul_`, `addcdiv_`) so each step makes two temporaries per
-/// parameter instead of six: the optimizer step is memory-bound.
+/// `addcmul_`, `addcdiv_`) so each step makes three temporaries per
+/// parameter where torch's makes six: the optimizer step is memory-bound.
 fn radam_update(
     p: &mut Tensor,
     m: &mut Tensor,

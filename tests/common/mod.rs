@@ -80,6 +80,16 @@ pub fn spawn_run_until_training(dir: &Path, file: &str) -> std::process::Child {
     child
 }
 
+/// Send `sig` (`-INT`, `-KILL`...) to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
 /// The only run directory under `dir/runs`.
 pub fn only_run(dir: &Path) -> RunDir {
     let runs = scintigan::store::list_runs(&dir.join("runs"));

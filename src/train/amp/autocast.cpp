@@ -1,10 +1,12 @@
 // Autocast control for scintigan: libtorch's per-device autocast switch and
 // reduced type, which tch 0.26 exposes only for CUDA and only as float16.
 //
-// The four functions are declared here rather than through
+// libtorch's autocast functions are declared here rather than through
 // <ATen/autocast_mode.h>, which pulls in all of ATen and would add a minute
 // to every clean build; the declarations are the ones libtorch exports
-// (c10::DeviceType and c10::ScalarType are int8_t enums).
+// (c10::DeviceType and c10::ScalarType are int8_t enums). The entry points
+// are noexcept: should libtorch ever throw in them, the process aborts
+// instead of unwinding into Rust.
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
 
@@ -38,7 +40,7 @@ struct ScintiganAutocastState {
 
 // Start an autocast region on the CPU or CUDA with bfloat16 (`half` false)
 // or float16 (`half` true) as the reduced type.
-ScintiganAutocastState scintigan_autocast_enter(bool cuda, bool half) {
+ScintiganAutocastState scintigan_autocast_enter(bool cuda, bool half) noexcept {
   const auto device = device_of(cuda);
   const auto reduced = half ? c10::ScalarType::Half : c10::ScalarType::BFloat16;
   const auto outer = at::autocast::get_autocast_dtype(device);
@@ -58,7 +60,7 @@ ScintiganAutocastState scintigan_autocast_enter(bool cuda, bool half) {
 // End the region `scintigan_autocast_enter` started; the cast cache is
 // dropped when the outermost region ends, as torch.autocast does, and when
 // the enclosing region casts to another type.
-void scintigan_autocast_exit(bool cuda, ScintiganAutocastState previous) {
+void scintigan_autocast_exit(bool cuda, ScintiganAutocastState previous) noexcept {
   const auto device = device_of(cuda);
   const bool other_type =
       static_cast<int8_t>(at::autocast::get_autocast_dtype(device)) != previous.dtype;
@@ -70,7 +72,7 @@ void scintigan_autocast_exit(bool cuda, ScintiganAutocastState previous) {
       device, static_cast<c10::ScalarType>(previous.dtype));
 }
 
-bool scintigan_autocast_is_enabled(bool cuda) {
+bool scintigan_autocast_is_enabled(bool cuda) noexcept {
   return at::autocast::is_autocast_enabled(device_of(cuda));
 }
 

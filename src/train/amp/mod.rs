@@ -12,7 +12,8 @@
 //! backward; each optimizer's gradients are divided by it before its step;
 //! a step that meets an infinite or NaN gradient is skipped; at the end of
 //! an iteration such a gradient halves the scale, and 2000 clean iterations
-//! in a row double it.
+//! in a row double it. A loss that overflows in the forward pass itself is
+//! not the scaler's business: it stops the stage like any non-finite loss.
 //!
 //! `channels_last` stores every 4-D weight and input batch in NHWC order
 //! (same shapes, other strides), the layout cuDNN's and oneDNN's fastest
@@ -151,7 +152,8 @@ impl MixedPrecision {
     }
 
     /// Put `vs`'s 4-D variables in the memory format the steps use. Call
-    /// before the optimizer is built and before weights are loaded.
+    /// before the optimizer is built, so its moments take the same layout
+    /// (weights loaded later with `copy_` keep it).
     pub fn prepare(&self, vs: &nn::VarStore) {
         if !self.channels_last {
             return;

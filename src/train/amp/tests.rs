@@ -95,21 +95,37 @@ fn fp16_skips_a_step_with_an_infinite_gradient_and_halves_the_scale() {
     assert_eq!(amp.loss_scale(), Some(65536.0));
 }
 
+/// One iteration of `w` with gradient `factor` (NaN makes a bad one).
+fn iterate(amp: &mut MixedPrecision, opt: &mut Optimizer, w: &Tensor, factor: f64) -> bool {
+    opt.zero_grad();
+    amp.backward(&(w * factor).sum(Kind::Float));
+    let stepped = amp.step(opt).unwrap();
+    amp.update().unwrap();
+    stepped
+}
+
 #[test]
 fn the_scaler_state_survives_a_checkpoint_round_trip() {
     let vs = nn::VarStore::new(Device::Cpu);
     let w = vs.root().ones("w", &[1]);
     let mut opt = Optimizer::new(&vs, SGD);
     let mut amp = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
-    opt.zero_grad();
-    amp.backward(&(&w * f64::NAN).sum(Kind::Float));
-    amp.step(&mut opt).unwrap();
-    amp.update().unwrap();
+    // A bad iteration halves the scale; two clean ones count towards growth.
+    assert!(!iterate(&mut amp, &mut opt, &w, f64::NAN));
+    assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
+    assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
     let saved: HashMap<String, Tensor> = amp.state_tensors("amp.").into_iter().collect();
+    assert_eq!(i64::try_from(&saved["amp.growth_tracker"]).unwrap(), 2);
 
+    // Resumed, the third clean iteration in a row doubles the scale, as it
+    // does in the run that never stopped.
     let mut resumed = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
     resumed.load_state("amp.", &saved);
     assert_eq!(resumed.loss_scale(), Some(32768.0));
+    assert!(iterate(&mut resumed, &mut opt, &w, 1e-3));
+    assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
+    assert_eq!(resumed.loss_scale(), Some(65536.0));
+    assert_eq!(amp.loss_scale(), Some(65536.0));
     assert!(
         MixedPrecision::with_growth_interval(Precision::Bf16, false, Device::Cpu, 3)
             .state_tensors("amp.")
@@ -127,6 +143,10 @@ fn channels_last_changes_the_layout_and_not_the_numbers() {
     amp.prepare(&vs);
     let weight = &vs.variables()["conv.weight"];
     assert!(is_channels_last(weight), "strides {:?}", weight.stride());
+    assert!(
+        is_channels_last(&conv.ws),
+        "the layer's own handle kept NCHW"
+    );
     assert_eq!(weight.size(), [4, 2, 3, 3]);
     let input = amp.input(&x);
     assert!(is_channels_last(&input) && !is_channels_last(&x));
