@@ -47,6 +47,15 @@ fn autocast_runs_convolutions_in_the_reduced_type_and_puts_the_old_state_back() 
     assert_eq!(conv.forward(&x).kind(), Kind::Float);
 }
 
+/// One iteration of `w` with gradient `factor` (NaN makes a bad one).
+fn iterate(amp: &mut MixedPrecision, opt: &mut Optimizer, w: &Tensor, factor: f64) -> bool {
+    opt.zero_grad();
+    amp.backward(&(w * factor).sum(Kind::Float));
+    let stepped = amp.step(opt).unwrap();
+    amp.update().unwrap();
+    stepped
+}
+
 #[test]
 fn fp16_skips_a_step_with_an_infinite_gradient_and_halves_the_scale() {
     let vs = nn::VarStore::new(Device::Cpu);
@@ -87,21 +96,9 @@ fn fp16_skips_a_step_with_an_infinite_gradient_and_halves_the_scale() {
 
     // Two more clean iterations make three in a row: the scale doubles.
     for _ in 0..2 {
-        opt.zero_grad();
-        amp.backward(&(&w * 1e-3).sum(Kind::Float));
-        assert!(amp.step(&mut opt).unwrap());
-        amp.update().unwrap();
+        assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
     }
     assert_eq!(amp.loss_scale(), Some(65536.0));
-}
-
-/// One iteration of `w` with gradient `factor` (NaN makes a bad one).
-fn iterate(amp: &mut MixedPrecision, opt: &mut Optimizer, w: &Tensor, factor: f64) -> bool {
-    opt.zero_grad();
-    amp.backward(&(w * factor).sum(Kind::Float));
-    let stepped = amp.step(opt).unwrap();
-    amp.update().unwrap();
-    stepped
 }
 
 #[test]
