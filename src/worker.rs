@@ -310,14 +310,11 @@ fn run_one_stage(
             .zip(&added)
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
-        ctx.recorder.emit(Event::Log {
-            level: "info".into(),
-            message: format!(
-                "added generated images to the training split ({}) from {}",
-                parts.join(", "),
-                folder.display()
-            ),
-        })?;
+        ctx.recorder.emit(Event::info(format!(
+            "added generated images to the training split ({}) from {}",
+            parts.join(", "),
+            folder.display()
+        )))?;
     }
     let data = crate::data::augment_train(data, &ctx.spec.data);
     let init = match &ctx.init {
@@ -341,10 +338,7 @@ fn run_one_stage(
                     fresh.join(", ")
                 ));
             }
-            Ok(Event::Log {
-                level: "info".into(),
-                message,
-            })
+            Ok(Event::info(message))
         };
     if ctx.spec.train.precision == Precision::Fp16 && !ctx.device.is_cuda() {
         ctx.recorder.emit(Event::warning(
@@ -370,10 +364,7 @@ fn run_one_stage(
                     .load_pretrained(ctx.spec)
                     .map_err(|m| ctx.torch_err(format!("model.weights: {m}")))?;
                 for message in lines {
-                    ctx.recorder.emit(Event::Log {
-                        level: "info".into(),
-                        message,
-                    })?;
+                    ctx.recorder.emit(Event::info(message))?;
                 }
             }
             if let Some((path, tensors)) = &init {

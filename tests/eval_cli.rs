@@ -17,8 +17,7 @@ fn eval_reproduces_the_recorded_metrics_and_writes_predictions() {
          data = { source = \"phantom-bone\", image_size = [32, 16], per_class = 8, test_fraction = 0.25 }\n\
          train = { epochs = 4, batch_size = 4, lr = 3e-3, device = \"cpu\", log_every = 2 }\n",
     );
-    let out = run_in(&dir, &["run", "c.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "c.toml"]);
     let run = only_run(&dir);
     let evals: Vec<(u64, f64, Vec<Vec<u64>>)> = events(&run)
         .into_iter()
@@ -35,11 +34,10 @@ fn eval_reproduces_the_recorded_metrics_and_writes_predictions() {
     assert_eq!(evals.len(), 4);
     let root = run.root().to_string_lossy().into_owned();
 
-    let out = run_in(
+    let out = run_ok(
         &dir,
         &["eval", &root, "--json", "--predictions", "pred.csv"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let (_, last_accuracy, last_confusion) = evals.last().expect("an eval").clone();
     assert_eq!(report["images"], 6);
@@ -58,8 +56,7 @@ fn eval_reproduces_the_recorded_metrics_and_writes_predictions() {
 
     // The best checkpoint holds the epoch with the highest recorded accuracy.
     let best = evals.iter().map(|e| e.1).fold(f64::MIN, f64::max);
-    let out = run_in(&dir, &["eval", &root, "--best", "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(&dir, &["eval", &root, "--best", "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!((report["accuracy"].as_f64().expect("accuracy") - best).abs() < 1e-12);
 

@@ -97,8 +97,7 @@ fn table4_reports_five_training_sets_with_every_metric() {
             "128x32",
         ][..],
     ] {
-        let out = run_in(&dir, args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        run_ok(&dir, args);
     }
     let (project, stdout) = experiment_in(
         dir,

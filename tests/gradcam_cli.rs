@@ -15,8 +15,7 @@ fn gradcam_writes_heat_map_overlays_for_a_trained_run() {
          data = { source = \"phantom-bone\", image_size = [64, 32], per_class = 4 }\n\
          train = { epochs = 1, batch_size = 4, device = \"cpu\" }\n",
     );
-    let out = run_in(&dir, &["run", "r34.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "r34.toml"]);
     let run = only_run(&dir);
 
     // A scan of another size: it is fitted to 64x32 like training images.
@@ -26,7 +25,7 @@ fn gradcam_writes_heat_map_overlays_for_a_trained_run() {
     img.save(dir.join("scan.png")).expect("save png");
 
     let root = run.root().to_string_lossy().into_owned();
-    let out = run_in(
+    run_ok(
         &dir,
         &[
             "gradcam",
@@ -38,7 +37,6 @@ fn gradcam_writes_heat_map_overlays_for_a_trained_run() {
             "cams",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     let heat = image::open(dir.join("cams/scan-backbone.png")).expect("overlay written");
     assert_eq!((heat.width(), heat.height()), (32, 64));
 

@@ -83,8 +83,7 @@ fn reduced_precision_gan_runs_follow_the_fp32_curve_and_repeat_exactly() {
             &format!("{name}.toml"),
             &tiny_gan_config(name, 10, extra),
         );
-        let out = run_in(&dir, &["run", &format!("{name}.toml")]);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        run_ok(&dir, &["run", &format!("{name}.toml")]);
     }
     let curve = |name| step_losses(&events(&run_named(&dir, name)));
     let fp32 = curve("fp32");
@@ -147,8 +146,7 @@ fn a_bf16_channels_last_classifier_follows_fp32_and_its_weights_evaluate() {
         &config("bf16", ", precision = \"bf16\", channels_last = true"),
     );
     for file in ["fp32.toml", "bf16.toml"] {
-        let out = run_in(&dir, &["run", file]);
-        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        run_ok(&dir, &["run", file]);
     }
     let (fp32, bf16) = (run_named(&dir, "fp32"), run_named(&dir, "bf16"));
     let gap = largest_relative_gap(&step_losses(&events(&bf16)), &step_losses(&events(&fp32)));
@@ -169,8 +167,7 @@ fn a_bf16_channels_last_classifier_follows_fp32_and_its_weights_evaluate() {
         })
         .expect("an eval event");
     let root = bf16.root().to_string_lossy().into_owned();
-    let out = run_in(&dir, &["eval", &root, "--json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run_ok(&dir, &["eval", &root, "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     let accuracy = report["accuracy"].as_f64().expect("accuracy");
     assert!(
@@ -201,11 +198,9 @@ fn an_fp16_channels_last_run_stopped_and_resumed_continues_the_same_curve() {
     let before = step_losses(&events(&stopped)).len();
     assert!(before < 180, "the run finished before Ctrl-C reached it");
     let root = stopped.root().to_string_lossy().into_owned();
-    let out = run_in(&dir, &["run", "--resume", &root]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "--resume", &root]);
 
-    let out = run_in(&dir, &["run", "straight.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "straight.toml"]);
     let resumed = step_losses(&events(&stopped));
     let straight = step_losses(&events(&run_named(&dir, "straight")));
     assert_eq!(

@@ -37,8 +37,7 @@ train = { epochs = 3, batch_size = 4, lr = 1e-3, device = "cpu", log_every = 2 }
 fn pipeline_runs_every_stage_and_transfers_weights() {
     let dir = scratch("pipeline");
     write(&dir, "pipe.toml", PIPELINE);
-    let out = run_in(&dir, &["run", "pipe.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "pipe.toml"]);
     let run = only_run(&dir);
     let status = run.status().expect("status");
     assert_eq!(status.state, RunState::Done);
@@ -169,8 +168,7 @@ train = { epochs = 1, batch_size = 6, device = "cpu" }
 fn generate_stage_balances_the_classifier_training_split() {
     let dir = scratch("balanced");
     write(&dir, "balanced.toml", BALANCED);
-    let out = run_in(&dir, &["run", "balanced.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "balanced.toml"]);
     let run = only_run(&dir);
     // Patients 6 / 4 / 2 (two views each); test 2 / 1 / 1 patients, so the
     // training split holds 8 / 6 / 2 images: the GAN draws 0 / 2 / 6.
@@ -223,9 +221,8 @@ fn init_from_another_finished_run_by_name() {
         "{}",
         stderr(&out)
     );
-    assert!(run_in(&dir, &["run", "pre.toml"]).status.success());
-    let out = run_in(&dir, &["run", "fine.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "pre.toml"]);
+    run_ok(&dir, &["run", "fine.toml"]);
     let fine = scintigan::store::list_runs(&dir.join("runs"))
         .into_iter()
         .rfind(|r| {
@@ -273,8 +270,7 @@ log_every = 20
 fn the_classifier_beats_the_majority_baseline_on_held_out_phantom_patients() {
     let dir = scratch("learns");
     write(&dir, "learns.toml", LEARNS);
-    let out = run_in(&dir, &["run", "learns.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "learns.toml"]);
     let records = events(&only_run(&dir));
     let (confusion, accuracy, recall) = records
         .iter()

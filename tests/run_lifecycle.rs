@@ -15,8 +15,7 @@ use tch::{Device, Kind, Tensor, nn};
 fn run_writes_a_complete_run_directory_and_checkpoints_load_back() {
     let dir = scratch("run_complete");
     write(&dir, "tiny.toml", &tiny_gan_config("tiny", 3, ""));
-    let out = run_in(&dir, &["run", "tiny.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "tiny.toml"]);
     let run = only_run(&dir);
 
     // status.json says done, config.toml is the frozen, valid config.
@@ -92,8 +91,8 @@ fn same_seed_gives_the_same_numbers_on_cpu() {
     let dir = scratch("determinism");
     write(&dir, "a.toml", &tiny_gan_config("a", 2, ""));
     write(&dir, "b.toml", &tiny_gan_config("b", 2, ""));
-    assert!(run_in(&dir, &["run", "a.toml"]).status.success());
-    assert!(run_in(&dir, &["run", "b.toml"]).status.success());
+    run_ok(&dir, &["run", "a.toml"]);
+    run_ok(&dir, &["run", "b.toml"]);
     let runs = scintigan::store::list_runs(&dir.join("runs"));
     let a = gan_losses(&events(&runs[0]));
     let b = gan_losses(&events(&runs[1]));
@@ -186,8 +185,7 @@ fn kill_9_mid_epoch_then_resume_records_each_step_once_on_the_same_curve() {
     let run = only_run(&dir);
     let before = gan_losses(&events(&run)).len();
     let root = run.root().to_string_lossy().into_owned();
-    let out = run_in(&dir, &["run", "--resume", &root]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_ok(&dir, &["run", "--resume", &root]);
     assert_eq!(run.status().expect("status").state, RunState::Done);
 
     let records = events(&run);
@@ -206,7 +204,7 @@ fn kill_9_mid_epoch_then_resume_records_each_step_once_on_the_same_curve() {
     );
 
     // The resumed curve is the one an uninterrupted run draws.
-    assert!(run_in(&dir, &["run", "clean.toml"]).status.success());
+    run_ok(&dir, &["run", "clean.toml"]);
     let clean = scintigan::store::list_runs(&runs_dir)
         .into_iter()
         .find(|r| r.status().is_ok_and(|s| s.name == "clean"))

@@ -149,8 +149,7 @@ fn multiscale_classifier_trains_from_imported_imagenet_weights() {
         weights.join(", ")
     );
     common::write(&scratch, "ms.toml", &config);
-    let out = common::run_in(&scratch, &["run", "ms.toml"]);
-    assert!(out.status.success(), "{}", common::stderr(&out));
+    common::run_ok(&scratch, &["run", "ms.toml"]);
     let run = common::only_run(&scratch);
     let logs: Vec<String> = common::events(&run)
         .into_iter()

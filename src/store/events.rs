@@ -142,6 +142,14 @@ pub enum Event {
 }
 
 impl Event {
+    /// A log line at level `info`.
+    pub fn info(message: String) -> Self {
+        Event::Log {
+            level: "info".into(),
+            message,
+        }
+    }
+
     /// A log line at level `warn`.
     pub fn warning(message: String) -> Self {
         Event::Log {

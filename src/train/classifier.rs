@@ -295,14 +295,11 @@ impl StageTrainer for ClassifierTrainer {
             let dir =
                 checkpoints.write_best(&self.stage, &record, |p| checkpoint::write(&tensors, p))?;
             self.best_accuracy = Some(m.accuracy);
-            events.push(Event::Log {
-                level: "info".into(),
-                message: format!(
-                    "new best test accuracy {:.4} at epoch {epoch}; weights in {}",
-                    m.accuracy,
-                    dir.strip_prefix(ctx.run.root()).unwrap_or(&dir).display()
-                ),
-            });
+            events.push(Event::info(format!(
+                "new best test accuracy {:.4} at epoch {epoch}; weights in {}",
+                m.accuracy,
+                dir.strip_prefix(ctx.run.root()).unwrap_or(&dir).display()
+            )));
         }
         events.insert(
             0,

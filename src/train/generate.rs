@@ -95,15 +95,12 @@ pub fn run_generate(
         .zip(&targets)
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
-    ctx.recorder.emit(Event::Log {
-        level: "info".into(),
-        message: format!(
-            "generated {} images ({}) into {}",
-            targets.iter().sum::<usize>(),
-            summary.join(", "),
-            out.strip_prefix(ctx.run.root()).unwrap_or(&out).display()
-        ),
-    })?;
+    ctx.recorder.emit(Event::info(format!(
+        "generated {} images ({}) into {}",
+        targets.iter().sum::<usize>(),
+        summary.join(", "),
+        out.strip_prefix(ctx.run.root()).unwrap_or(&out).display()
+    )))?;
     ctx.recorder.emit(Event::StageFinished { stage, step: 0 })?;
     Ok(StageOutcome::Finished { step: 0 })
 }

@@ -61,6 +61,19 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("spawn scintigan")
 }
 
+/// `scintigan ARGS` in `dir`, which must succeed (the test fails with the
+/// arguments and stderr otherwise).
+pub fn run_ok(dir: &Path, args: &[&str]) -> Output {
+    let out = run_in(dir, args);
+    assert!(
+        out.status.success(),
+        "scintigan {args:?} in {}: {}",
+        dir.display(),
+        stderr(&out)
+    );
+    out
+}
+
 /// `scintigan run FILE` in `dir`, stderr captured, once it has logged 5
 /// training steps (fails the test after 60 s without them).
 pub fn spawn_run_until_training(dir: &Path, file: &str) -> std::process::Child {

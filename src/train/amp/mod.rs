@@ -253,15 +253,16 @@ impl MixedPrecision {
     /// Under `fp16`, when steps were skipped since the last call: how many,
     /// and the loss scale now (a line for the run's log).
     pub fn take_skip_report(&mut self) -> Option<String> {
-        let scale = self.loss_scale()?;
         let scaler = self.scaler.as_mut()?;
         let (taken, skipped) = std::mem::take(&mut scaler.steps);
-        (skipped > 0).then(|| {
-            format!(
-                "fp16: skipped {skipped} of {} optimizer steps for infinite or NaN gradients; loss scale now {scale}",
-                taken + skipped
-            )
-        })
+        if skipped == 0 {
+            return None;
+        }
+        let scale = f64::try_from(&scaler.scale).ok()?;
+        Some(format!(
+            "fp16: skipped {skipped} of {} optimizer steps for infinite or NaN gradients; loss scale now {scale}",
+            taken + skipped
+        ))
     }
 
     /// The scaler's state as named CPU tensors (none unless `fp16`).

@@ -47,6 +47,16 @@ fn autocast_runs_convolutions_in_the_reduced_type_and_puts_the_old_state_back() 
     assert_eq!(conv.forward(&x).kind(), Kind::Float);
 }
 
+/// A weight `w` of `len` ones, SGD over it, and an fp16 scaler that grows
+/// after 3 clean iterations.
+fn fp16_setup(len: i64) -> (Tensor, Optimizer, MixedPrecision) {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let w = vs.root().ones("w", &[len]);
+    let opt = Optimizer::new(&vs, SGD);
+    let amp = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
+    (w, opt, amp)
+}
+
 /// One iteration of `w` with gradient `factor` (NaN makes a bad one).
 fn iterate(amp: &mut MixedPrecision, opt: &mut Optimizer, w: &Tensor, factor: f64) -> bool {
     opt.zero_grad();
@@ -58,10 +68,7 @@ fn iterate(amp: &mut MixedPrecision, opt: &mut Optimizer, w: &Tensor, factor: f6
 
 #[test]
 fn fp16_skips_a_step_with_an_infinite_gradient_and_halves_the_scale() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let w = vs.root().ones("w", &[2]);
-    let mut opt = Optimizer::new(&vs, SGD);
-    let mut amp = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
+    let (w, mut opt, mut amp) = fp16_setup(2);
     assert_eq!(amp.loss_scale(), Some(65536.0));
 
     // d/dw of sum(w * [1, inf]) is [1, inf]: the step must not happen.
@@ -103,10 +110,7 @@ fn fp16_skips_a_step_with_an_infinite_gradient_and_halves_the_scale() {
 
 #[test]
 fn the_scaler_state_survives_a_checkpoint_round_trip() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let w = vs.root().ones("w", &[1]);
-    let mut opt = Optimizer::new(&vs, SGD);
-    let mut amp = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
+    let (w, mut opt, mut amp) = fp16_setup(1);
     // A bad iteration halves the scale; two clean ones count towards growth.
     assert!(!iterate(&mut amp, &mut opt, &w, f64::NAN));
     assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
