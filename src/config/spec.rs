@@ -44,11 +44,13 @@ impl StageSpec {
 
 /// Defines a closed set of names that parse from and print as strings.
 macro_rules! choice_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal {
+        $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -123,19 +125,13 @@ choice_enum!(
 
 choice_enum!(
     /// How the learning rate changes over a stage's epochs.
+    #[derive(Default)]
     LrSchedule, "lr schedule" {
+        #[default]
         Constant => "constant",
         Cosine => "cosine",
     }
 );
-
-// choice_enum! has no way to mark a default variant.
-#[allow(clippy::derivable_impls)]
-impl Default for LrSchedule {
-    fn default() -> Self {
-        Self::Constant
-    }
-}
 
 impl LrSchedule {
     /// The learning rate of 1-based `epoch` of `epochs`: constant `lr`, or
@@ -151,34 +147,24 @@ impl LrSchedule {
             }
         }
     }
-
-    pub fn is_constant(&self) -> bool {
-        *self == Self::Constant
-    }
 }
 
 choice_enum!(
     /// Arithmetic of the training forward pass: float32 throughout, or
     /// autocast to bfloat16 or float16 (float16 with a gradient scaler).
+    #[derive(Default)]
     Precision, "precision" {
+        #[default]
         Fp32 => "fp32",
         Bf16 => "bf16",
         Fp16 => "fp16",
     }
 );
 
-// choice_enum! has no way to mark a default variant.
-#[allow(clippy::derivable_impls)]
-impl Default for Precision {
-    fn default() -> Self {
-        Self::Fp32
-    }
-}
-
-impl Precision {
-    pub fn is_fp32(&self) -> bool {
-        *self == Self::Fp32
-    }
+/// For `skip_serializing_if`: frozen configs leave out settings at their
+/// default, as a hand-written config would.
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 choice_enum!(
@@ -297,7 +283,7 @@ pub struct TrainSpec {
     pub batch_size: usize,
     pub lr: f64,
     /// Classifiers: constant, or cosine annealing over the epochs.
-    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub lr_schedule: LrSchedule,
     pub optimizer: OptimizerKind,
     pub betas: [f64; 2],
@@ -305,10 +291,10 @@ pub struct TrainSpec {
     pub seed: u64,
     pub device: DeviceChoice,
     /// GAN and classifier stages: autocast the forward pass to this type.
-    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub precision: Precision,
     /// GAN and classifier stages: keep conv weights and inputs in NHWC order.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub channels_last: bool,
     /// Write a checkpoint every this many epochs (and at the end).
     pub checkpoint_every: usize,
