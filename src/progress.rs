@@ -125,12 +125,21 @@ impl Progress {
                 epoch,
                 classes,
                 ssim,
+                diversity,
+                real,
                 ..
             } => {
                 let parts: Vec<String> = classes
                     .iter()
-                    .zip(ssim)
-                    .map(|(c, s)| format!("{c} {s:.3}"))
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let mut part =
+                            format!("{c} {:.3}", ssim.get(i).copied().unwrap_or(f64::NAN));
+                        if let (Some(d), Some(r)) = (diversity.get(i), real.get(i)) {
+                            part.push_str(&format!(" (diversity {d:.3}, real {r:.3})"));
+                        }
+                        part
+                    })
                     .collect();
                 self.line(
                     format!("{stage} epoch {epoch}: SSIM {}", parts.join(", ")),

@@ -265,3 +265,42 @@ fn a_run_on_slurm_shows_its_job_node_and_pending_reason_and_the_system_pane_says
         "{system}"
     );
 }
+
+/// An SSIM event that finds `benign` collapsed, after the fixture's history.
+fn collapse_event(seq: u64, t: f64, benign_diversity: f64) -> EventRecord {
+    EventRecord {
+        seq,
+        t,
+        event: scintigan::store::Event::Ssim {
+            stage: "gan".into(),
+            epoch: 40,
+            step: 240,
+            classes: vec!["healthy".into(), "metastasis".into(), "benign".into()],
+            ssim: vec![0.31, 0.33, 0.35],
+            diversity: vec![0.36, 0.40, benign_diversity],
+            real: vec![0.32, 0.35, 0.36],
+        },
+    }
+}
+
+#[test]
+fn a_collapsed_class_badges_its_run_and_the_ssim_chart_draws_all_three_scores() {
+    let last = records().last().map(|r| (r.seq, r.t)).expect("records");
+    let mut app = app_in("done");
+    app.state
+        .apply_events(RUN, &[collapse_event(last.0 + 1, last.1 + 1.0, 0.97)]);
+    let whole = screen(&mut app, 160, 48);
+    assert!(whole.contains("demo collapse"), "{whole}");
+    app.focus = Pane::Charts;
+    app.zoomed = true;
+    let charts = screen(&mut app, 160, 48);
+    for label in ["benign gen-real", "benign gen-gen", "benign real-real"] {
+        assert!(charts.contains(label), "{label} missing:\n{charts}");
+    }
+    // A later score in which the class recovered clears the badge.
+    app.zoomed = false;
+    app.state
+        .apply_events(RUN, &[collapse_event(last.0 + 2, last.1 + 2.0, 0.40)]);
+    let whole = screen(&mut app, 160, 48);
+    assert!(!whole.contains("collapse"), "{whole}");
+}

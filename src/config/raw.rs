@@ -73,6 +73,9 @@ pub struct RawModel {
     pub base_channels: Option<Spanned<i64>>,
     pub scale_channels: Option<Spanned<i64>>,
     pub ca_activation: Option<Spanned<String>>,
+    pub decoder_noise: Option<Spanned<bool>>,
+    pub minibatch_std: Option<Spanned<bool>>,
+    pub twin_classifier: Option<Spanned<bool>>,
     /// A path, or for `multiscale` a table of paths per backbone.
     pub weights: Option<Spanned<toml::Value>>,
 }
@@ -97,5 +100,6 @@ pub struct RawTrain {
     pub freeze_backbone_epochs: Option<Spanned<i64>>,
     pub ssim_every: Option<Spanned<i64>>,
     pub ssim_samples: Option<Spanned<i64>>,
+    pub mode_seeking: Option<Spanned<f64>>,
     pub generate_per_class: Option<Spanned<i64>>,
 }

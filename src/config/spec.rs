@@ -240,6 +240,17 @@ pub struct ModelSpec {
     pub scale_channels: usize,
     /// MU-ACGAN: the non-linearity inside Coordinate Attention.
     pub ca_activation: CaActivation,
+    /// MU-ACGAN: the noise also modulates every decoder level (FiLM).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub decoder_noise: bool,
+    /// GANs: the discriminator sees the batch's feature standard deviation
+    /// (Karras et al. 2018), against collapse.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub minibatch_std: bool,
+    /// GANs: TAC-GAN's twin class head on generated images (Gong et al.
+    /// 2019), against collapse within a class.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub twin_classifier: bool,
     /// Pretrained backbone weights (safetensors from `scintigan weights import`).
     #[serde(default, skip_serializing_if = "PretrainedWeights::is_none")]
     pub weights: PretrainedWeights,
@@ -313,10 +324,29 @@ pub struct TrainSpec {
     /// GANs: generated images per class for that score.
     #[serde(default)]
     pub ssim_samples: usize,
+    /// GANs: weight of the mode-seeking term (MSGAN, Mao et al. 2019) in
+    /// the generator's loss; 0 turns it off (METHOD.md's literal ACGAN loss).
+    #[serde(
+        default = "default_mode_seeking",
+        skip_serializing_if = "is_default_mode_seeking"
+    )]
+    pub mode_seeking: f64,
     /// Generate stages: images to draw per class; 0 balances every class up
     /// to the largest class of the GAN's training split.
     #[serde(default)]
     pub generate_per_class: usize,
+}
+
+/// `train.mode_seeking` when a config leaves it out: without it both GANs
+/// draw one image per class (measured in the README, "Mode collapse").
+pub const DEFAULT_MODE_SEEKING: f64 = 0.3;
+
+fn default_mode_seeking() -> f64 {
+    DEFAULT_MODE_SEEKING
+}
+
+fn is_default_mode_seeking(value: &f64) -> bool {
+    *value == DEFAULT_MODE_SEEKING
 }
 
 /// Where a stage's weights start from.

@@ -40,7 +40,12 @@ name = "fine"
 kind = "gan"
 after = ["pre"]
 init_from = "run:pre"
-train = { device = "cuda:1", epochs = 3, precision = "bf16", channels_last = true }
+model = { decoder_noise = true, minibatch_std = true, twin_classifier = true }
+train = { device = "cuda:1", epochs = 3, precision = "bf16", channels_last = true, mode_seeking = 0.5 }
+[[stage]]
+name = "literal"
+kind = "gan"
+train = { mode_seeking = 0.0 }
 "#;
     let spec = parse(text).expect("valid");
     let frozen = spec.to_toml().expect("serialises");
@@ -145,4 +150,31 @@ fn precision_and_channels_last_belong_to_training_stages() {
         e.starts_with("t.toml:8:23: precision applies to gan and classifier stages only"),
         "{e}"
     );
+}
+
+#[test]
+fn anti_collapse_settings_belong_to_gan_stages() {
+    let err = first_error("kind = \"classifier\"\n[train]\nmode_seeking = 1.0\n");
+    assert!(
+        err.contains("t.toml:3:") && err.contains("mode_seeking applies to gan stages only"),
+        "{err}"
+    );
+    let err = first_error("kind = \"classifier\"\n[model]\nminibatch_std = true\n");
+    assert!(
+        err.contains("model.minibatch_std applies to gan stages only"),
+        "{err}"
+    );
+    let err = first_error("kind = \"gan\"\n[model]\narch = \"acgan\"\ndecoder_noise = true\n");
+    assert!(
+        err.contains("t.toml:4:")
+            && err.contains("applies to arch = \"mu-acgan\" only")
+            && err.contains("'acgan'"),
+        "{err}"
+    );
+    let err = first_error("kind = \"gan\"\n[train]\nmode_seeking = -1.0\n");
+    assert!(err.contains("mode_seeking -1 is out of range"), "{err}");
+    let spec = parse("kind = \"gan\"\n[train]\nmode_seeking = 0.0\n").expect("valid");
+    assert_eq!(spec.stage[0].train.mode_seeking, 0.0, "0 turns it off");
+    let spec = parse("kind = \"gan\"\n").expect("valid");
+    assert_eq!(spec.stage[0].train.mode_seeking, DEFAULT_MODE_SEEKING);
 }

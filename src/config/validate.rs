@@ -663,6 +663,14 @@ fn build_model(
             CaActivation::Relu
         }),
     };
+    if let Some(flag) = &raw.decoder_noise
+        && arch != GanArch::MuAcgan.as_str()
+    {
+        errs.at(
+            flag.span(),
+            format!("model.decoder_noise applies to arch = \"mu-acgan\" only; this stage's arch is '{arch}'"),
+        );
+    }
     let weights = match &raw.weights {
         None => PretrainedWeights::None,
         Some(w) => build_weights(ctx, kind, &arch, w, errs),
@@ -674,6 +682,28 @@ fn build_model(
         base_channels: int_in(&raw.base_channels, "base_channels", 32, 1, 1024, errs),
         scale_channels: int_in(&raw.scale_channels, "scale_channels", 1, 1, 64, errs),
         ca_activation,
+        decoder_noise: gan_flag(kind, &raw.decoder_noise, "model.decoder_noise", errs),
+        minibatch_std: gan_flag(kind, &raw.minibatch_std, "model.minibatch_std", errs),
+        twin_classifier: gan_flag(kind, &raw.twin_classifier, "model.twin_classifier", errs),
+    }
+}
+
+/// A GAN-only switch: off when absent; an error on other stages.
+fn gan_flag(
+    kind: StageKind,
+    value: &Option<Spanned<bool>>,
+    name: &str,
+    errs: &mut Errors<'_>,
+) -> bool {
+    match value {
+        Some(v) if kind == StageKind::Classifier => {
+            errs.at(
+                v.span(),
+                format!("{name} applies to gan stages only; remove it here"),
+            );
+            false
+        }
+        other => other.as_ref().is_some_and(|v| *v.get_ref()),
     }
 }
 
@@ -780,6 +810,21 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
         log_every: int_in(&raw.log_every, "log_every", 10, 1, 1_000_000, errs),
         ssim_every: int_in(&raw.ssim_every, "ssim_every", 10, 0, 1_000_000, errs),
         ssim_samples: int_in(&raw.ssim_samples, "ssim_samples", 16, 1, 10_000, errs),
+        mode_seeking: {
+            if let Some(v) = raw.mode_seeking.as_ref().filter(|_| kind != StageKind::Gan) {
+                errs.at(
+                    v.span(),
+                    "mode_seeking applies to gan stages only; remove it here",
+                );
+            }
+            float_in(
+                &raw.mode_seeking,
+                "mode_seeking",
+                super::spec::DEFAULT_MODE_SEEKING,
+                (0.0, 100.0),
+                errs,
+            )
+        },
         generate_per_class: int_in(
             &raw.generate_per_class,
             "generate_per_class",

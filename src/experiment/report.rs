@@ -11,6 +11,23 @@ use std::path::{Path, PathBuf};
 /// The classifier metrics a row reports (macro averages, accuracy overall).
 pub const CLASSIFIER_METRICS: [&str; 5] = ["accuracy", "precision", "recall", "specificity", "f1"];
 
+/// Column suffixes of a GAN row beside each class's SSIM: its generated
+/// images against each other, and its real images against each other.
+const DIVERSITY: &str = " diversity";
+const REAL: &str = " real";
+
+/// The class a GAN column belongs to, and whether it is one of the extra
+/// (diversity, real) columns.
+fn class_of(column: &str) -> (&str, bool) {
+    match column
+        .strip_suffix(DIVERSITY)
+        .or_else(|| column.strip_suffix(REAL))
+    {
+        Some(class) => (class, true),
+        None => (column, false),
+    }
+}
+
 /// One run of a row.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -73,12 +90,18 @@ pub fn run_values(run: &RunDir, row: &Row) -> BTreeMap<String, f64> {
                     stage,
                     classes,
                     ssim,
+                    diversity,
+                    real,
                     ..
                 },
                 RowKind::Gan,
             ) if row.stage.is_empty() || *stage == row.stage => {
-                for (c, v) in classes.iter().zip(ssim) {
-                    values.insert(c.clone(), *v);
+                for (i, c) in classes.iter().enumerate() {
+                    for (suffix, column) in [("", ssim), (DIVERSITY, diversity), (REAL, real)] {
+                        if let Some(v) = column.get(i).filter(|v| v.is_finite()) {
+                            values.insert(format!("{c}{suffix}"), *v);
+                        }
+                    }
                 }
                 return values;
             }
@@ -151,10 +174,17 @@ fn columns(results: &[RowResult]) -> Vec<String> {
         if cols.is_empty() {
             cols = order.iter().map(|s| s.to_string()).collect();
         }
-        // The paper's class order; other names after, alphabetically.
+        // The paper's class order; other names after, alphabetically; per
+        // class its SSIM, then diversity and real.
         cols.sort_by_key(|c| {
+            let (class, extra) = class_of(c);
             (
-                order.iter().position(|o| o == c).unwrap_or(order.len()),
+                order
+                    .iter()
+                    .position(|o| *o == class)
+                    .unwrap_or(order.len()),
+                class.to_string(),
+                extra,
                 c.clone(),
             )
         });
@@ -225,8 +255,10 @@ pub fn write_report(
     };
     let _ = writeln!(
         md,
-        "Data: {data}. Scale: {:?}. Seeds: {} (seed k sets the weight initialisation, data order and the patient split; each cell is the mean ± sample standard deviation over seeds). Classifier cells are the last epoch's test metrics (accuracy overall; precision, recall, specificity and F1 macro-averaged one-vs-rest); SSIM cells are the bone GAN's last per-class score.\n",
-        plan.scale, plan.seeds
+        "Data: {data}. Scale: {:?}. Seeds: {} (seed k sets the weight initialisation, data order and the patient split; each cell is the mean ± sample standard deviation over seeds). Classifier cells are the last epoch's test metrics (accuracy overall; precision, recall, specificity and F1 macro-averaged one-vs-rest); SSIM cells are the bone GAN's last per-class score (generated against real); `diversity` is its generated images against each other and `real` its real training images against each other (the ceiling, and the diversity to expect): a class whose diversity exceeds its real by more than {} has collapsed.\n",
+        plan.scale,
+        plan.seeds,
+        store::COLLAPSE_MARGIN
     );
     let _ = writeln!(
         md,
@@ -261,7 +293,9 @@ pub fn write_report(
     // Charts.
     let _ = writeln!(md);
     if results.iter().any(|r| r.row.kind == RowKind::Gan) {
-        // Groups: classes; series: each row, ours then the paper's.
+        // Groups: classes (their SSIM columns); series: each row, ours then
+        // the paper's.
+        let cols: Vec<String> = cols.iter().filter(|c| !class_of(c).1).cloned().collect();
         let mut series = Vec::new();
         for (i, r) in results.iter().enumerate() {
             series.push(Series {

@@ -8,8 +8,8 @@
 //! convs (C, 2C, 4C, 8C; BN from the second on; LeakyReLU 0.2), flatten, then
 //! FC1 -> 1 real/fake logit and FC2 -> class logits.
 
-use super::layers::{batch_norm2d, conv3x3, leaky_relu_02, linear, linear_no_bias, stride2_size};
-use super::{Discriminator, Generator, ModelError, check_divisible};
+use super::layers::{batch_norm2d, conv3x3, leaky_relu_02, linear_no_bias, stride2_size};
+use super::{Discriminator, Generator, HeadOptions, Judgement, ModelError, check_divisible};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -83,11 +83,20 @@ impl Generator for AcganGenerator {
 pub struct AcganDiscriminator {
     convs: Vec<nn::Conv2D>,
     norms: Vec<Option<nn::BatchNorm>>,
-    fc_source: nn::Linear,
-    fc_class: nn::Linear,
+    heads: super::Heads,
 }
 
 pub fn acgan_discriminator(p: nn::Path, dims: AcganDims) -> AcganDiscriminator {
+    acgan_discriminator_with(p, dims, HeadOptions::default())
+}
+
+/// [`acgan_discriminator`] with minibatch standard deviation and/or a twin
+/// class head.
+pub fn acgan_discriminator_with(
+    p: nn::Path,
+    dims: AcganDims,
+    opts: HeadOptions,
+) -> AcganDiscriminator {
     let c = dims.base_channels;
     let widths = [c, 2 * c, 4 * c, 8 * c];
     let mut convs = Vec::new();
@@ -98,17 +107,15 @@ pub fn acgan_discriminator(p: nn::Path, dims: AcganDims) -> AcganDiscriminator {
         norms.push((i > 0).then(|| batch_norm2d(&p / format!("bn{i}"), c_out)));
         (h, w, c_in) = (stride2_size(h), stride2_size(w), c_out);
     }
-    let features = c_in * h * w;
     AcganDiscriminator {
         convs,
         norms,
-        fc_source: linear(&p / "fc_source", features, 1),
-        fc_class: linear(&p / "fc_class", features, dims.n_classes),
+        heads: super::heads(&p, [c_in, h, w], dims.n_classes, opts),
     }
 }
 
 impl Discriminator for AcganDiscriminator {
-    fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor) {
+    fn judge_all(&self, images: &Tensor, train: bool) -> Judgement {
         let mut x = images.shallow_clone();
         for (conv, norm) in self.convs.iter().zip(&self.norms) {
             x = x.apply(conv);
@@ -117,7 +124,7 @@ impl Discriminator for AcganDiscriminator {
             }
             x = leaky_relu_02(&x);
         }
-        super::two_heads(&x, &self.fc_source, &self.fc_class)
+        self.heads.judge(&x)
     }
 }
 

@@ -24,21 +24,96 @@ pub trait Generator: std::fmt::Debug {
     fn generate(&self, z: &Tensor, labels: &Tensor, train: bool) -> Tensor;
 }
 
-/// An ACGAN discriminator with two heads: images `[B, 1, H, W]` ->
-/// (real/fake logit `[B]`, class logits `[B, n_classes]`).
+/// An ACGAN discriminator: images `[B, 1, H, W]` -> its heads' logits.
 pub trait Discriminator: std::fmt::Debug {
-    fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor);
+    /// Every head: real/fake, class and (when built with one) the twin class head.
+    fn judge_all(&self, images: &Tensor, train: bool) -> Judgement;
+
+    /// (real/fake logit `[B]`, class logits `[B, n_classes]`).
+    fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let j = self.judge_all(images, train);
+        (j.source, j.class)
+    }
 }
 
-/// The two ACGAN heads on flattened features: (real/fake logit `[B]`,
-/// class logits `[B, n_classes]`).
-pub(crate) fn two_heads(
-    features: &Tensor,
-    source: &tch::nn::Linear,
-    class: &tch::nn::Linear,
-) -> (Tensor, Tensor) {
-    let x = features.flatten(1, -1);
-    (x.apply(source).squeeze_dim(1), x.apply(class))
+/// What a discriminator's heads say about a batch.
+#[derive(Debug)]
+pub struct Judgement {
+    /// Real/fake logit `[B]`.
+    pub source: Tensor,
+    /// Class logits `[B, n_classes]`.
+    pub class: Tensor,
+    /// TAC-GAN's twin class head `[B, n_classes]`, trained on generated
+    /// images only (`None` unless built with `twin_classifier`).
+    pub twin: Option<Tensor>,
+}
+
+/// Options of a discriminator's last layers, for both GANs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadOptions {
+    /// Append the batch's mean feature standard deviation as one constant
+    /// channel before the heads (Karras et al. 2018): a batch of
+    /// near-identical images then looks unlike a real batch.
+    pub minibatch_std: bool,
+    /// A third, twin class head (TAC-GAN, Gong et al. 2019).
+    pub twin_classifier: bool,
+}
+
+/// The fully connected heads on `[B, C, h, w]` features: `fc_source` (1
+/// logit), `fc_class` and, with a twin, `fc_twin` (`n_classes` logits).
+#[derive(Debug)]
+pub(crate) struct Heads {
+    source: tch::nn::Linear,
+    class: tch::nn::Linear,
+    twin: Option<tch::nn::Linear>,
+    minibatch_std: bool,
+}
+
+/// Heads for features of `channels x h x w` (before any minibatch-std channel).
+pub(crate) fn heads(
+    p: &tch::nn::Path,
+    [channels, h, w]: [i64; 3],
+    n_classes: i64,
+    opts: HeadOptions,
+) -> Heads {
+    let features = (channels + i64::from(opts.minibatch_std)) * h * w;
+    Heads {
+        source: layers::linear(p / "fc_source", features, 1),
+        class: layers::linear(p / "fc_class", features, n_classes),
+        twin: opts
+            .twin_classifier
+            .then(|| layers::linear(p / "fc_twin", features, n_classes)),
+        minibatch_std: opts.minibatch_std,
+    }
+}
+
+impl Heads {
+    pub(crate) fn judge(&self, features: &Tensor) -> Judgement {
+        let x = if self.minibatch_std {
+            with_minibatch_std(features)
+        } else {
+            features.shallow_clone()
+        };
+        let x = x.flatten(1, -1);
+        Judgement {
+            source: x.apply(&self.source).squeeze_dim(1),
+            class: x.apply(&self.class),
+            twin: self.twin.as_ref().map(|t| x.apply(t)),
+        }
+    }
+}
+
+/// `[B, C, h, w]` -> `[B, C + 1, h, w]`: the standard deviation of every
+/// feature over the batch, averaged to one number, as an extra channel
+/// (0 for a batch of one).
+fn with_minibatch_std(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let sd = (x.var_dim(0, false, false) + 1e-8)
+        .sqrt()
+        .mean(x.kind())
+        .view([1, 1, 1, 1])
+        .expand([size[0], 1, size[2], size[3]], false);
+    Tensor::cat(&[x.shallow_clone(), sd], 1)
 }
 
 /// Shape problems a model cannot be built for.

@@ -11,7 +11,7 @@
 use super::attention::CaActivation;
 use super::blocks::{Rcag, Rda, rcag, rda};
 use super::layers::{conv1x1, linear};
-use super::{Discriminator, Generator, ModelError, check_divisible};
+use super::{Discriminator, Generator, HeadOptions, Judgement, ModelError, check_divisible};
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
@@ -27,6 +27,10 @@ pub struct MuAcganDims {
     pub height: i64,
     pub width: i64,
     pub ca_activation: CaActivation,
+    /// The noise (with the label embedding) also scales and shifts every
+    /// decoder level's features, `x (1 + gamma) + beta` (not in the paper;
+    /// against collapse, see the README).
+    pub decoder_noise: bool,
 }
 
 impl MuAcganDims {
@@ -58,6 +62,8 @@ pub struct MuAcganGenerator {
     reduce: Vec<nn::Conv2D>,
     gate_dec: Vec<Rcag>,
     dec: Vec<Rda>,
+    /// With `decoder_noise`: per decoder level, [z, label] -> (gamma, beta).
+    film: Vec<nn::Linear>,
     out: nn::Conv2D,
 }
 
@@ -87,10 +93,18 @@ pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGener
     let mut reduce = Vec::new();
     let mut gate_dec = Vec::new();
     let mut dec = Vec::new();
+    let mut film = Vec::new();
     for i in (0..4usize).rev() {
         reduce.push(conv1x1(&p / format!("reduce{i}"), w[i + 1], w[i], true));
         gate_dec.push(rcag(&p / format!("gate_dec{i}"), w[i], act));
         dec.push(rda(&p / format!("dec{i}"), w[i], w[i], act));
+        if dims.decoder_noise {
+            film.push(linear(
+                &p / format!("film{i}"),
+                2 * dims.latent_dim,
+                2 * w[i],
+            ));
+        }
     }
     Ok(MuAcganGenerator {
         dims,
@@ -108,16 +122,17 @@ pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGener
         reduce,
         gate_dec,
         dec,
+        film,
         out: conv1x1(&p / "out", w[0], 1, true),
     })
 }
 
 impl MuAcganGenerator {
-    /// The four injected maps `[B, k, H >> i, W >> i]`, i = 0..4, from noise
-    /// concatenated with the label embedding.
-    fn injected_maps(&self, z: &Tensor, labels: &Tensor) -> Vec<Tensor> {
+    /// The four injected maps `[B, k, H >> i, W >> i]`, i = 0..4, from the
+    /// noise concatenated with the label embedding (`cond`, `[B, 2 latent]`).
+    fn injected_maps(&self, cond: &Tensor) -> Vec<Tensor> {
         let d = self.dims;
-        let v = Tensor::cat(&[z.shallow_clone(), self.embed.forward(labels)], 1).apply(&self.fc);
+        let v = cond.apply(&self.fc);
         let sizes: Vec<i64> = (0..4)
             .map(|i| {
                 let (h, w) = d.scale(i);
@@ -137,7 +152,8 @@ impl MuAcganGenerator {
 
 impl Generator for MuAcganGenerator {
     fn generate(&self, z: &Tensor, labels: &Tensor, train: bool) -> Tensor {
-        let maps = self.injected_maps(z, labels);
+        let cond = Tensor::cat(&[z.shallow_clone(), self.embed.forward(labels)], 1);
+        let maps = self.injected_maps(&cond);
         let mut skips = Vec::with_capacity(4);
         let mut x = self.enc[0].forward_t(&maps[0], train);
         skips.push(x.shallow_clone());
@@ -162,6 +178,12 @@ impl Generator for MuAcganGenerator {
                 .upsample_bilinear2d([h, w], false, None, None);
             let gated = self.gate_dec[j].fuse(&up, &skips[level], train);
             x = self.dec[j].forward_t(&gated, train);
+            if let Some(film) = self.film.get(j) {
+                let c = x.size()[1];
+                let gb = cond.apply(film).view([-1, 2 * c, 1, 1]);
+                let (gamma, beta) = (gb.narrow(1, 0, c), gb.narrow(1, c, c));
+                x = &x * (gamma + 1.0) + beta;
+            }
         }
         x.apply(&self.out).tanh()
     }
@@ -170,13 +192,22 @@ impl Generator for MuAcganGenerator {
 #[derive(Debug)]
 pub struct MuAcganDiscriminator {
     blocks: Vec<Rda>,
-    fc_source: nn::Linear,
-    fc_class: nn::Linear,
+    heads: super::Heads,
 }
 
 /// Three RDA blocks (b, 2b, 4b), each followed by 2x2 max-pooling; FC1 ->
 /// real/fake logit, FC2 -> class logits.
 pub fn mu_acgan_discriminator(p: nn::Path, dims: MuAcganDims) -> MuAcganDiscriminator {
+    mu_acgan_discriminator_with(p, dims, HeadOptions::default())
+}
+
+/// [`mu_acgan_discriminator`] with minibatch standard deviation and/or a
+/// twin class head.
+pub fn mu_acgan_discriminator_with(
+    p: nn::Path,
+    dims: MuAcganDims,
+    opts: HeadOptions,
+) -> MuAcganDiscriminator {
     let w = dims.widths();
     let act = dims.ca_activation;
     let blocks = vec![
@@ -184,21 +215,24 @@ pub fn mu_acgan_discriminator(p: nn::Path, dims: MuAcganDims) -> MuAcganDiscrimi
         rda(&p / "block1", w[0], w[1], act),
         rda(&p / "block2", w[1], w[2], act),
     ];
-    let features = w[2] * (dims.height / 8) * (dims.width / 8);
     MuAcganDiscriminator {
         blocks,
-        fc_source: linear(&p / "fc_source", features, 1),
-        fc_class: linear(&p / "fc_class", features, dims.n_classes),
+        heads: super::heads(
+            &p,
+            [w[2], dims.height / 8, dims.width / 8],
+            dims.n_classes,
+            opts,
+        ),
     }
 }
 
 impl Discriminator for MuAcganDiscriminator {
-    fn judge(&self, images: &Tensor, train: bool) -> (Tensor, Tensor) {
+    fn judge_all(&self, images: &Tensor, train: bool) -> Judgement {
         let mut x = images.shallow_clone();
         for block in &self.blocks {
             x = block.forward_t(&x, train).max_pool2d_default(2);
         }
-        super::two_heads(&x, &self.fc_source, &self.fc_class)
+        self.heads.judge(&x)
     }
 }
 
@@ -216,6 +250,7 @@ mod tests {
             height,
             width,
             ca_activation: CaActivation::Relu,
+            decoder_noise: false,
         }
     }
 
@@ -249,15 +284,38 @@ mod tests {
 
     #[test]
     fn a_gradient_reaches_every_parameter() {
+        for extras in [false, true] {
+            gradient_reaches_every_parameter(extras);
+        }
+    }
+
+    /// With `extras`: decoder noise, minibatch std and the twin head.
+    fn gradient_reaches_every_parameter(extras: bool) {
         let g_vs = nn::VarStore::new(Device::Cpu);
         let d_vs = nn::VarStore::new(Device::Cpu);
-        let dims = dims(32, 16, 4);
+        let dims = MuAcganDims {
+            decoder_noise: extras,
+            ..dims(32, 16, 4)
+        };
+        let heads = HeadOptions {
+            minibatch_std: extras,
+            twin_classifier: extras,
+        };
         let g = mu_acgan_generator(g_vs.root(), dims).unwrap();
-        let d = mu_acgan_discriminator(d_vs.root(), dims);
+        let d = mu_acgan_discriminator_with(d_vs.root(), dims, heads);
         let z = Tensor::randn([4, 8], (Kind::Float, Device::Cpu));
         let labels = Tensor::from_slice(&[0i64, 1, 2, 1]);
-        let (s, c) = d.judge(&g.generate(&z, &labels, true), true);
-        (s.sum(Kind::Float) + c.square().sum(Kind::Float)).backward();
+        let j = d.judge_all(&g.generate(&z, &labels, true), true);
+        assert_eq!(j.twin.is_some(), extras);
+        let twin = j
+            .twin
+            .map_or(Tensor::from(0.0f32), |t| t.square().sum(Kind::Float));
+        (j.source.sum(Kind::Float) + j.class.square().sum(Kind::Float) + twin).backward();
+        assert_eq!(
+            g_vs.variables().contains_key("film0.weight"),
+            extras,
+            "decoder noise layers"
+        );
         for vs in [&g_vs, &d_vs] {
             for (name, var) in vs.variables() {
                 if !var.requires_grad() {

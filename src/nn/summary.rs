@@ -99,6 +99,7 @@ pub fn summarize(arch: &str, height: i64, width: i64, classes: i64) -> Result<Su
                         height,
                         width,
                         ca_activation: CaActivation::Relu,
+                        decoder_noise: false,
                     };
                     (
                         Box::new(mu_acgan_generator(vs.root() / "g", dims)?),

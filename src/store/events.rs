@@ -91,14 +91,24 @@ pub enum Event {
         macro_specificity: f64,
         macro_f1: f64,
     },
-    /// Generation quality: per class, the mean SSIM of generated images
-    /// against the class's training images (the paper's Table 3).
+    /// Generation quality per class (all brightness/contrast-matched SSIM,
+    /// see `train::ssim`): `ssim`, generated against the class's training
+    /// images (the paper's Table 3); `diversity`, generated against
+    /// generated (1 = every sample alike); `real`, training images against
+    /// each other (the realism ceiling, and the diversity to expect).
+    /// Runs written before `diversity` and `real` existed read them empty;
+    /// a value that could not be computed (NaN) is written as `null`.
     Ssim {
         stage: String,
         epoch: u64,
         step: u64,
         classes: Vec<String>,
+        #[serde(with = "nan_as_null")]
         ssim: Vec<f64>,
+        #[serde(default, with = "nan_as_null", skip_serializing_if = "Vec::is_empty")]
+        diversity: Vec<f64>,
+        #[serde(default, with = "nan_as_null", skip_serializing_if = "Vec::is_empty")]
+        real: Vec<f64>,
     },
     /// A PNG grid of generated images, one row per class; `path` is relative
     /// to the run directory.
@@ -170,6 +180,50 @@ impl Event {
             | Event::StageFinished { stage, step } => Some((stage, *step)),
             _ => None,
         }
+    }
+}
+
+/// How much more alike a class's generated images may be than its real
+/// ones (mean pairwise SSIM, see [`Event::Ssim`]) before the class counts
+/// as collapsed: `diversity > real + COLLAPSE_MARGIN`. Real phantom
+/// classes score 0.48-0.58 among themselves; a generator drawing one image
+/// per class scores near 1.
+pub const COLLAPSE_MARGIN: f64 = 0.2;
+
+/// Whether a class whose generated images score `diversity` among
+/// themselves, and whose real images score `real`, has collapsed (false
+/// when either is unknown).
+pub fn is_collapsed(diversity: f64, real: f64) -> bool {
+    diversity > real + COLLAPSE_MARGIN
+}
+
+/// The classes of an [`Event::Ssim`] that have collapsed, in class order.
+pub fn collapsed_classes<'a>(
+    classes: &'a [String],
+    diversity: &[f64],
+    real: &[f64],
+) -> Vec<&'a str> {
+    classes
+        .iter()
+        .zip(diversity.iter().zip(real))
+        .filter(|(_, (d, r))| is_collapsed(**d, **r))
+        .map(|(c, _)| c.as_str())
+        .collect()
+}
+
+/// Per-class values with NaN written as JSON `null` (serde_json's own
+/// choice) and read back as NaN, so an undefined score never makes its
+/// line unreadable.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(values.iter().map(|v| v.is_finite().then_some(*v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let values = Vec::<Option<f64>>::deserialize(d)?;
+        Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     }
 }
 
@@ -378,5 +432,51 @@ mod tests {
             text,
             r#"{"seq":7,"t":1.5,"type":"checkpoint","stage":"g","epoch":2,"step":40,"path":"checkpoints/g-e0002-s000040"}"#
         );
+    }
+
+    #[test]
+    fn ssim_lines_keep_undefined_scores_and_old_lines_still_read() {
+        let event = Event::Ssim {
+            stage: "bone".into(),
+            epoch: 3,
+            step: 30,
+            classes: vec!["healthy".into(), "benign".into()],
+            ssim: vec![0.41, f64::NAN],
+            diversity: vec![0.93, 0.5],
+            real: vec![0.52, f64::NAN],
+        };
+        let text = serde_json::to_string(&event).unwrap();
+        assert!(text.contains(r#""ssim":[0.41,null]"#), "{text}");
+        let Event::Ssim {
+            ssim,
+            diversity,
+            real,
+            ..
+        } = serde_json::from_str(&text).unwrap()
+        else {
+            panic!("not an ssim event: {text}");
+        };
+        assert_eq!((ssim[0], diversity.as_slice()), (0.41, &[0.93, 0.5][..]));
+        assert!(ssim[1].is_nan() && real[1].is_nan());
+        // Written before diversity and real existed.
+        let old = r#"{"type":"ssim","stage":"bone","epoch":1,"step":9,"classes":["healthy"],"ssim":[0.2]}"#;
+        let Event::Ssim {
+            diversity, real, ..
+        } = serde_json::from_str(old).unwrap()
+        else {
+            panic!("old line");
+        };
+        assert!(diversity.is_empty() && real.is_empty());
+    }
+
+    #[test]
+    fn collapse_rule_names_the_classes_far_more_alike_than_their_real_images() {
+        let classes: Vec<String> = ["healthy", "metastasis", "benign"].map(String::from).into();
+        // One image per class (diversity near 1), a class as varied as its
+        // real images, and an unknown ceiling.
+        let found = collapsed_classes(&classes, &[0.97, 0.55, 0.99], &[0.52, 0.50, f64::NAN]);
+        assert_eq!(found, ["healthy"]);
+        assert!(!is_collapsed(0.52 + COLLAPSE_MARGIN, 0.52));
+        assert!(is_collapsed(0.53 + COLLAPSE_MARGIN, 0.52));
     }
 }

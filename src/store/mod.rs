@@ -19,7 +19,10 @@ mod time;
 pub use atomic::{sync_dir, temp_sibling, write_atomic};
 pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
 pub use control::ControlRequest;
-pub use events::{Event, EventHistory, EventRecord, EventWriter, read_events};
+pub use events::{
+    COLLAPSE_MARGIN, Event, EventHistory, EventRecord, EventWriter, collapsed_classes,
+    is_collapsed, read_events,
+};
 pub use status::{RunState, Status};
 pub use time::{compact_utc, unix_now};
 

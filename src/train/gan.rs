@@ -8,15 +8,43 @@ use super::step_loop::StageTrainer;
 use super::{StageContext, TrainError, checkpoint, samples, ssim};
 use crate::config::{GanArch, StageSpec};
 use crate::data::Split;
-use crate::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
-use crate::nn::mu_acgan::{MuAcganDims, mu_acgan_discriminator, mu_acgan_generator};
-use crate::nn::{Discriminator, Generator, ModelError};
-use crate::store::Event;
+use crate::nn::acgan::{AcganDims, acgan_discriminator_with, acgan_generator};
+use crate::nn::mu_acgan::{MuAcganDims, mu_acgan_discriminator_with, mu_acgan_generator};
+use crate::nn::{Discriminator, Generator, HeadOptions, ModelError};
+use crate::store::{self, Event};
 use std::collections::HashMap;
 use tch::{Device, Kind, Reduction, Tensor, nn};
 
 /// Sample grid columns per class.
 const SAMPLES_PER_CLASS: i64 = 8;
+
+/// Images met at once by each generated image in a batched SSIM evaluation.
+const SSIM_CHUNK: i64 = 16;
+
+/// At most this many training images of a class enter the real-vs-real
+/// ceiling (evenly spaced through the class; all pairs of 128 images are
+/// 16,256 SSIMs, once per stage).
+const CEILING_MAX_IMAGES: i64 = 128;
+
+/// The images of one class that the real-vs-real ceiling compares.
+fn ceiling_subset(real: &Tensor) -> Tensor {
+    let n = real.size()[0];
+    if n <= CEILING_MAX_IMAGES {
+        return real.shallow_clone();
+    }
+    let idx: Vec<i64> = (0..CEILING_MAX_IMAGES)
+        .map(|i| i * n / CEILING_MAX_IMAGES)
+        .collect();
+    real.index_select(0, &Tensor::from_slice(&idx).to_device(real.device()))
+}
+
+/// Per-class generation scores, in class order (see [`GanTrainer::quality`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quality {
+    pub ssim: Vec<f64>,
+    pub diversity: Vec<f64>,
+    pub real: Vec<f64>,
+}
 
 /// Sums since the last step event, kept on the device (no sync per step).
 struct Window {
@@ -67,6 +95,10 @@ pub struct GanTrainer {
     epochs: u64,
     ssim_every: u64,
     ssim_samples: i64,
+    /// Real-vs-real SSIM per class, once computed.
+    real_within: Option<Vec<f64>>,
+    /// Weight of the mode-seeking term; 0 = off.
+    mode_seeking: f64,
 }
 
 impl GanTrainer {
@@ -84,13 +116,17 @@ impl GanTrainer {
         tch::manual_seed((spec.train.seed >> 1) as i64);
         let g_vs = nn::VarStore::new(device);
         let d_vs = nn::VarStore::new(device);
+        let heads = HeadOptions {
+            minibatch_std: spec.model.minibatch_std,
+            twin_classifier: spec.model.twin_classifier,
+        };
         let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) = match spec
             .model
             .gan_arch()
         {
             Some(GanArch::Acgan) => (
                 Box::new(acgan_generator(g_vs.root(), dims)?),
-                Box::new(acgan_discriminator(d_vs.root(), dims)),
+                Box::new(acgan_discriminator_with(d_vs.root(), dims, heads)),
             ),
             Some(GanArch::MuAcgan) => {
                 let mu = MuAcganDims {
@@ -101,10 +137,11 @@ impl GanTrainer {
                     height: dims.height,
                     width: dims.width,
                     ca_activation: spec.model.ca_activation,
+                    decoder_noise: spec.model.decoder_noise,
                 };
                 (
                     Box::new(mu_acgan_generator(g_vs.root(), mu)?),
-                    Box::new(mu_acgan_discriminator(d_vs.root(), mu)),
+                    Box::new(mu_acgan_discriminator_with(d_vs.root(), mu, heads)),
                 )
             }
             None => {
@@ -153,6 +190,8 @@ impl GanTrainer {
             epochs: spec.train.epochs as u64,
             ssim_every: spec.train.ssim_every as u64,
             ssim_samples: spec.train.ssim_samples as i64,
+            real_within: None,
+            mode_seeking: spec.train.mode_seeking,
         })
     }
 
@@ -170,21 +209,44 @@ impl GanTrainer {
         Ok(fresh)
     }
 
-    /// Per class: `ssim_samples` generated images (eval mode) against every
-    /// training image of the class, brightness and contrast matched.
-    pub fn class_ssim(&self) -> Vec<f64> {
+    /// Per class, from `ssim_samples` generated images (eval mode):
+    /// generated-vs-real SSIM (against every training image of the class,
+    /// brightness and contrast matched), diversity (generated against
+    /// generated) and the real-vs-real ceiling (computed once per stage).
+    pub fn quality(&mut self) -> Quality {
         let n = self.ssim_samples;
-        (0..self.classes.len() as i64)
+        let real_sets: Vec<Tensor> = (0..self.classes.len() as i64)
             .map(|c| {
-                let real = self
-                    .images
-                    .index_select(0, &self.labels.eq(c).nonzero().squeeze_dim(1));
-                let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
-                let labels = Tensor::full([n], c, (Kind::Int64, self.device));
-                let fake = tch::no_grad(|| self.generator.generate(&z, &labels, false));
-                ssim::mean_pairwise_ssim(&((fake + 1.0) / 2.0), &((real + 1.0) / 2.0), 512)
+                let rows = self.labels.eq(c).nonzero().squeeze_dim(1);
+                (self.images.index_select(0, &rows) + 1.0) / 2.0
             })
-            .collect()
+            .collect();
+        let real_within = self
+            .real_within
+            .get_or_insert_with(|| {
+                real_sets
+                    .iter()
+                    .map(|real| ssim::mean_within_ssim(&ceiling_subset(real), SSIM_CHUNK))
+                    .collect()
+            })
+            .clone();
+        let mut quality = Quality {
+            ssim: Vec::new(),
+            diversity: Vec::new(),
+            real: real_within,
+        };
+        for (c, real) in real_sets.iter().enumerate() {
+            let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
+            let labels = Tensor::full([n], c as i64, (Kind::Int64, self.device));
+            let fake = tch::no_grad(|| (self.generator.generate(&z, &labels, false) + 1.0) / 2.0);
+            quality
+                .ssim
+                .push(ssim::mean_pairwise_ssim(&fake, real, SSIM_CHUNK));
+            quality
+                .diversity
+                .push(ssim::mean_within_ssim(&fake, SSIM_CHUNK));
+        }
+        quality
     }
 
     /// Load a trained generator (`g.*`, every tensor, shapes equal).
@@ -204,6 +266,19 @@ fn bce(logits: &Tensor, target: f64) -> Tensor {
         None,
         Reduction::Mean,
     )
+}
+
+/// MSGAN's regulariser for pairs `(i, half + i)`, i < `half`, of one
+/// class: `1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)`, small when
+/// different noise gives different images.
+fn mode_seeking_term(fake: &Tensor, z: &Tensor, half: i64) -> Tensor {
+    let image_gap = (fake.narrow(0, 0, half) - fake.narrow(0, half, half))
+        .abs()
+        .mean(Kind::Float);
+    let noise_gap = (z.narrow(0, 0, half) - z.narrow(0, half, half))
+        .abs()
+        .mean(Kind::Float);
+    (image_gap / noise_gap + 1e-5).reciprocal()
 }
 
 fn ce(logits: &Tensor, labels: &Tensor) -> Tensor {
@@ -226,29 +301,54 @@ impl StageTrainer for GanTrainer {
         let y = self.labels.index_select(0, indices);
         let b = y.size()[0];
         let z = Tensor::randn([b, self.latent_dim], (Kind::Float, self.device));
-        let y_fake = Tensor::randint(self.classes.len() as i64, [b], (Kind::Int64, self.device));
+        let n_classes = self.classes.len() as i64;
+        // With mode seeking, the second half of the batch asks for the same
+        // classes as the first, so that pairs differ only in their noise.
+        let half = b / 2;
+        let y_fake = if self.mode_seeking > 0.0 && half > 0 {
+            let first = Tensor::randint(n_classes, [b - half], (Kind::Int64, self.device));
+            Tensor::cat(&[first.shallow_clone(), first.narrow(0, 0, half)], 0)
+        } else {
+            Tensor::randint(n_classes, [b], (Kind::Int64, self.device))
+        };
         let torch_err = |message| TrainError::torch(&self.stage, message);
         let (amp, d) = (&mut self.amp, &self.discriminator);
         let fake = amp.autocast(|| self.generator.generate(&z, &y_fake, true));
 
-        // Discriminator: real as real with its class, fake as fake with the class asked for.
+        // Discriminator: real as real with its class, fake as fake. The class
+        // head also learns the fakes' classes (ACGAN), unless a twin head
+        // learns them instead (TAC-GAN: the class head sees real images only).
         self.opt_d.zero_grad();
         let (s_real, c_real, s_fake, d_loss) = amp.autocast(|| {
-            let (s_real, c_real) = d.judge(&real, true);
-            let (s_fake, c_fake) = d.judge(&fake.detach(), true);
-            let d_loss = ((bce(&s_real, 1.0) + ce(&c_real, &y))
-                + (bce(&s_fake, 0.0) + ce(&c_fake, &y_fake)))
+            let on_real = d.judge_all(&real, true);
+            let on_fake = d.judge_all(&fake.detach(), true);
+            let fake_class = match &on_fake.twin {
+                Some(twin) => ce(twin, &y_fake),
+                None => ce(&on_fake.class, &y_fake),
+            };
+            let d_loss = ((bce(&on_real.source, 1.0) + ce(&on_real.class, &y))
+                + (bce(&on_fake.source, 0.0) + fake_class))
                 / 2.0;
-            (s_real, c_real, s_fake, d_loss)
+            (on_real.source, on_real.class, on_fake.source, d_loss)
         });
         amp.backward(&d_loss);
         amp.step(&mut self.opt_d).map_err(torch_err)?;
 
-        // Generator: fool the real/fake head, and be recognised as the class asked for.
+        // Generator: fool the real/fake head, be recognised as the class
+        // asked for, (TAC-GAN) be hard for the twin head, and (MSGAN) let
+        // different noise give different images.
         self.opt_g.zero_grad();
+        let mode_seeking = self.mode_seeking;
         let g_loss = amp.autocast(|| {
-            let (s_gen, c_gen) = d.judge(&fake, true);
-            bce(&s_gen, 1.0) + ce(&c_gen, &y_fake)
+            let on_gen = d.judge_all(&fake, true);
+            let mut loss = bce(&on_gen.source, 1.0) + ce(&on_gen.class, &y_fake);
+            if let Some(twin) = &on_gen.twin {
+                loss = &loss - ce(twin, &y_fake);
+            }
+            if mode_seeking > 0.0 && half > 0 {
+                loss = &loss + mode_seeking_term(&fake, &z, half) * mode_seeking;
+            }
+            loss
         });
         amp.backward(&g_loss);
         amp.step(&mut self.opt_g).map_err(torch_err)?;
@@ -330,12 +430,28 @@ impl StageTrainer for GanTrainer {
         }];
         events.extend(self.amp.take_skip_report().map(Event::warning));
         if self.ssim_every > 0 && (epoch.is_multiple_of(self.ssim_every) || epoch == self.epochs) {
+            let q = self.quality();
+            for (i, class) in self.classes.iter().enumerate() {
+                let (diversity, real) = (q.diversity[i], q.real[i]);
+                if store::is_collapsed(diversity, real) {
+                    events.push(Event::warning(format!(
+                        "{} epoch {epoch}: class {class} has collapsed: its generated images are \
+                         alike (diversity {diversity:.3}) where its real ones differ (real-vs-real \
+                         {real:.3}; the rule is diversity > real + {}); oversampling with it only \
+                         duplicates",
+                        self.stage,
+                        store::COLLAPSE_MARGIN,
+                    )));
+                }
+            }
             events.push(Event::Ssim {
                 stage: self.stage.clone(),
                 epoch,
                 step,
                 classes: self.classes.clone(),
-                ssim: self.class_ssim(),
+                ssim: q.ssim,
+                diversity: q.diversity,
+                real: q.real,
             });
         }
         Ok(events)

@@ -16,28 +16,61 @@ const SIGMA: f64 = 1.5;
 const RADIUS: i64 = 5; // int(3.5 * 1.5 + 0.5)
 
 /// The normalised 1-D Gaussian window, 11 taps.
-fn window(device: Device) -> Tensor {
-    let taps: Vec<f32> = (-RADIUS..=RADIUS)
-        .map(|i| (-(i * i) as f64 / (2.0 * SIGMA * SIGMA)).exp() as f32)
+fn taps() -> Vec<f32> {
+    let taps: Vec<f64> = (-RADIUS..=RADIUS)
+        .map(|i| (-(i * i) as f64 / (2.0 * SIGMA * SIGMA)).exp())
         .collect();
-    let sum: f32 = taps.iter().sum();
-    Tensor::from_slice(&taps.iter().map(|t| t / sum).collect::<Vec<_>>()).to_device(device)
+    let sum: f64 = taps.iter().sum();
+    taps.iter().map(|t| (t / sum) as f32).collect()
+}
+
+/// The separable Gaussian filter in valid mode for `H x W` images, as two
+/// band matrices: filtering is `rows @ x @ cols_t`, two matrix products,
+/// which libtorch runs several times faster than an 11-tap convolution
+/// with one channel (and on the GPU when the images are there).
+struct Window {
+    /// `[H - 10, H]`: row k holds the taps at columns k..k + 11.
+    rows: Tensor,
+    /// `[W, W - 10]`: the same for the width, transposed.
+    cols_t: Tensor,
+}
+
+impl Window {
+    fn new(height: i64, width: i64, device: Device) -> Self {
+        let taps = taps();
+        let band = |n: i64| {
+            let out = n - 2 * RADIUS;
+            let mut m = vec![0f32; (out * n) as usize];
+            for k in 0..out {
+                for (t, tap) in taps.iter().enumerate() {
+                    m[(k * n + k + t as i64) as usize] = *tap;
+                }
+            }
+            Tensor::from_slice(&m).view([out, n]).to_device(device)
+        };
+        Self {
+            rows: band(height),
+            cols_t: band(width).transpose(0, 1).contiguous(),
+        }
+    }
+
+    /// For images like `x` (`[N, 1, H, W]`).
+    fn for_images(x: &Tensor) -> Self {
+        let size = x.size();
+        Self::new(size[2], size[3], x.device())
+    }
 }
 
 /// Separable Gaussian filter, valid mode: `[N, 1, H, W]` -> `[N, 1, H-10, W-10]`.
-fn blur(x: &Tensor, g: &Tensor) -> Tensor {
-    let taps = 2 * RADIUS + 1;
-    let gh = g.view([1, 1, taps, 1]);
-    let gw = g.view([1, 1, 1, taps]);
-    x.conv2d(&gh, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
-        .conv2d(&gw, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1)
+fn blur(x: &Tensor, win: &Window) -> Tensor {
+    win.rows.matmul(&x.matmul(&win.cols_t))
 }
 
 /// SSIM of each pair `x[i]`, `y[i]` (`[N, 1, H, W]`, H and W at least 11)
 /// for data range `range`: `[N]`.
 pub fn ssim(x: &Tensor, y: &Tensor, range: f64) -> Tensor {
     let (x, y) = (x.to_kind(Kind::Float), y.to_kind(Kind::Float));
-    let g = window(x.device());
+    let g = Window::for_images(&x);
     let (c1, c2) = ((0.01 * range).powi(2), (0.03 * range).powi(2));
     let mx = blur(&x, &g);
     let my = blur(&y, &g);
@@ -49,66 +82,123 @@ pub fn ssim(x: &Tensor, y: &Tensor, range: f64) -> Tensor {
     (num / den).mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
 }
 
+/// Which pairs of two image sets a pairwise score averages over.
+#[derive(Debug, Clone, Copy)]
+enum Pairs {
+    /// Every `(i, j)` of `a` (`na` images) against `b` (`nb` images).
+    All { na: i64, nb: i64 },
+    /// Every ordered `(i, j)` with `i != j` of one set of `n` images.
+    Distinct { n: i64 },
+}
+
+impl Pairs {
+    fn len(self) -> i64 {
+        match self {
+            Pairs::All { na, nb } => na * nb,
+            Pairs::Distinct { n } => n * (n - 1),
+        }
+    }
+}
+
 /// Mean SSIM of every generated image against every real image, each
 /// generated image `g` first given the real one's mean and standard
 /// deviation (`a g + b`, not clamped). Images `[N, 1, H, W]` in [0, 1]
-/// (H and W at least 11); pairs are evaluated `chunk` at a time on the
-/// images' device.
+/// (H and W at least 11), on any device; each generated image meets
+/// `chunk` real images at a time (16 suits a CPU's cache). NaN when
+/// either set is empty.
 ///
 /// The matching is affine, so the windowed means and second moments of
 /// `a g + b` follow from those of `g`, computed once per image; each pair
-/// needs one windowed mean, of `g r`. That makes this about five times
-/// cheaper than calling [`ssim`] on matched pairs.
+/// needs one windowed mean, of `g r`. With the filter as two matrix
+/// products this is about ten times faster than scikit-image on 2 CPU
+/// cores (`cargo bench --bench ssim_timing`).
 pub fn mean_pairwise_ssim(generated: &Tensor, real: &Tensor, chunk: i64) -> f64 {
-    let (ng, nr) = (generated.size()[0], real.size()[0]);
-    if ng == 0 || nr == 0 {
+    let (na, nb) = (generated.size()[0], real.size()[0]);
+    matched_ssim_mean(generated, real, Pairs::All { na, nb }, chunk)
+}
+
+/// Mean SSIM among the images of one set `[N, 1, H, W]` in [0, 1], over
+/// every ordered pair of two different images, with the protocol of
+/// [`mean_pairwise_ssim`] (the first image of a pair matched to the
+/// second's mean and standard deviation). On a class's generated images it
+/// is their diversity (1 = all alike); on its real images, the realism
+/// ceiling and the diversity they should have. NaN below two images.
+pub fn mean_within_ssim(images: &Tensor, chunk: i64) -> f64 {
+    let n = images.size()[0];
+    matched_ssim_mean(images, images, Pairs::Distinct { n }, chunk)
+}
+
+/// The brightness- and contrast-matched SSIM of `a[i]` (matched) against
+/// `b[j]`, averaged over `pairs`.
+///
+/// Row by row: image `a[i]` against `chunk` images of `b` at a time, `a[i]`
+/// broadcast rather than copied per pair, so a batch's temporaries stay
+/// small enough for the cache. The sum stays on the device until the end.
+fn matched_ssim_mean(a: &Tensor, b: &Tensor, pairs: Pairs, chunk: i64) -> f64 {
+    let total_pairs = pairs.len();
+    if total_pairs <= 0 {
         return f64::NAN;
     }
     tch::no_grad(|| {
-        let (g, r) = (generated.to_kind(Kind::Float), real.to_kind(Kind::Float));
-        let win = window(g.device());
+        let (g, r) = (a.to_kind(Kind::Float), b.to_kind(Kind::Float));
+        let device = g.device();
+        let win = Window::for_images(&g);
         let (c1, c2) = (0.01f64.powi(2), 0.03f64.powi(2));
         let stats = |t: &Tensor| {
             let flat = t.flatten(1, -1);
             (
-                flat.mean_dim(1, false, Kind::Float),
-                flat.std_dim(1, false, false),
+                flat.mean_dim(1, false, Kind::Float).view([-1, 1, 1, 1]),
+                flat.std_dim(1, false, false).view([-1, 1, 1, 1]),
             )
         };
         let (gm, gs) = stats(&g);
         let (rm, rs) = stats(&r);
-        // Windowed first and second moments, once per image.
-        let (mu_g, e_gg) = (blur(&g, &win), blur(&(&g * &g), &win));
-        let (mu_r, e_rr) = (blur(&r, &win), blur(&(&r * &r), &win));
-        let var_r = &e_rr - &mu_r * &mu_r;
-        let view = |t: &Tensor| t.view([-1, 1, 1, 1]);
-        let mut total = 0.0;
-        let pairs = ng * nr;
-        let mut start = 0;
-        while start < pairs {
-            let len = chunk.max(1).min(pairs - start);
-            let idx = Tensor::arange_start(start, start + len, (Kind::Int64, g.device()));
-            let (gi, ri) = (idx.divide_scalar_mode(nr, "floor"), idx.remainder(nr));
-            let a = view(&(rs.index_select(0, &ri) / gs.index_select(0, &gi).clamp_min(1e-6)));
-            let b = view(&rm.index_select(0, &ri)) - &a * view(&gm.index_select(0, &gi));
-            let (mg, eg) = (mu_g.index_select(0, &gi), e_gg.index_select(0, &gi));
-            let (mr, vr) = (mu_r.index_select(0, &ri), var_r.index_select(0, &ri));
-            let mu_m = &a * &mg + &b;
-            let e_mm = &a * &a * &eg + &a * &b * &mg * 2.0 + &b * &b;
-            let e_gr = blur(&(g.index_select(0, &gi) * r.index_select(0, &ri)), &win);
-            let cov = &a * e_gr + &b * &mr - &mu_m * &mr;
-            let var_m = e_mm - &mu_m * &mu_m;
-            let num = (&mu_m * &mr * 2.0 + c1) * (cov * 2.0 + c2);
-            let den = (&mu_m * &mu_m + &mr * &mr + c1) * (var_m + vr + c2);
-            total += f64::try_from(
-                (num / den)
-                    .mean_dim(&[1i64, 2, 3][..], false, Kind::Float)
-                    .sum(Kind::Double),
-            )
-            .unwrap_or(f64::NAN);
-            start += len;
+        // Windowed moments, once per image. For the matched image a g + b
+        // (a, b per pair): mean a mu_g + b, variance a^2 var_g, covariance
+        // with r a cov(g, r); only cov(g, r) needs a filter per pair.
+        let mu_g = blur(&g, &win);
+        let var_g = blur(&(&g * &g), &win) - &mu_g * &mu_g;
+        let mu_r = blur(&r, &win);
+        let var_r_c2 = blur(&(&r * &r), &win) - &mu_r * &mu_r + c2;
+        let mu_r2_c1 = &mu_r * &mu_r + c1;
+        let two_mu_r = &mu_r * 2.0;
+        let (na, nb) = (g.size()[0], r.size()[0]);
+        let step = chunk.max(1);
+        let mut total = Tensor::zeros([], (Kind::Double, device));
+        for i in 0..na {
+            let (gi, mgi, vgi) = (g.get(i), mu_g.get(i), var_g.get(i));
+            let neg_mgi = -&mgi;
+            let (gmi, gsi) = (gm.get(i), gs.get(i).clamp_min(1e-6));
+            let mut start = 0;
+            while start < nb {
+                let len = step.min(nb - start);
+                let rows = |t: &Tensor| t.narrow(0, start, len);
+                let scale = rows(&rs) / &gsi;
+                let shift = rows(&rm) - &scale * &gmi;
+                let mut mu_m = &mgi * &scale;
+                mu_m += &shift;
+                // cov(g, r) = E[g r] - mu_g mu_r
+                let cov = blur(&(rows(&r) * &gi), &win).addcmul(&rows(&mu_r), &neg_mgi);
+                // (2 mu_m mu_r + C1)(2 a cov + C2)
+                let mut num = &mu_m * &rows(&two_mu_r);
+                num += c1;
+                let mut cov_term = cov * (&scale * 2.0);
+                cov_term += c2;
+                num *= &cov_term;
+                // (mu_m^2 + mu_r^2 + C1)(a^2 var_g + var_r + C2)
+                let mut den = rows(&mu_r2_c1).addcmul(&mu_m, &mu_m);
+                den *= &rows(&var_r_c2).addcmul(&vgi, &(&scale * &scale));
+                num /= &den;
+                let per_pair = num.mean_dim(&[1i64, 2, 3][..], false, Kind::Double);
+                total += per_pair.sum(Kind::Double);
+                // Distinct pairs: an image is not its own partner.
+                if matches!(pairs, Pairs::Distinct { .. }) && (start..start + len).contains(&i) {
+                    total -= per_pair.get(i - start);
+                }
+                start += len;
+            }
         }
-        total / pairs as f64
+        f64::try_from(total).unwrap_or(f64::NAN) / total_pairs as f64
     })
 }
 

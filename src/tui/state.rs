@@ -33,6 +33,50 @@ impl XAxis {
     }
 }
 
+/// The three per-class SSIM series of a GAN stage (see `Event::Ssim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsimKind {
+    /// Generated against real (the paper's Table 3): `<stage>/ssim/<class>`.
+    VsReal,
+    /// Generated against generated (diversity): `<stage>/ssim_gen/<class>`.
+    VsGenerated,
+    /// Real against real (the ceiling): `<stage>/ssim_real/<class>`.
+    RealVsReal,
+}
+
+impl SsimKind {
+    const ALL: [SsimKind; 3] = [Self::VsReal, Self::VsGenerated, Self::RealVsReal];
+
+    fn segment(self) -> &'static str {
+        match self {
+            Self::VsReal => "ssim",
+            Self::VsGenerated => "ssim_gen",
+            Self::RealVsReal => "ssim_real",
+        }
+    }
+
+    /// The chart legend's name for the series.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::VsReal => "gen-real",
+            Self::VsGenerated => "gen-gen",
+            Self::RealVsReal => "real-real",
+        }
+    }
+
+    pub fn key(self, stage: &str, class: &str) -> String {
+        format!("{stage}/{}/{class}", self.segment())
+    }
+
+    /// `(kind, stage, class)` of a metric key made by [`SsimKind::key`].
+    pub fn parse(key: &str) -> Option<(SsimKind, &str, &str)> {
+        let (stage, rest) = key.split_once('/')?;
+        let (segment, class) = rest.split_once('/')?;
+        let kind = Self::ALL.into_iter().find(|k| k.segment() == segment)?;
+        Some((kind, stage, class))
+    }
+}
+
 /// One scalar metric of one run, with its three x axes.
 #[derive(Debug, Clone, Default)]
 pub struct Metric {
@@ -129,6 +173,8 @@ pub struct RunData {
     pub position: Option<(String, u64, u64)>,
     /// The history has been received; what follows is live.
     pub caught_up: bool,
+    /// Per GAN stage, the classes its newest SSIM event found collapsed.
+    pub collapsed: BTreeMap<String, Vec<String>>,
 }
 
 impl RunData {
@@ -248,10 +294,25 @@ impl RunData {
                 step,
                 classes,
                 ssim,
+                diversity,
+                real,
             } => {
-                for (c, v) in classes.iter().zip(ssim) {
-                    put(format!("{stage}/ssim/{c}"), *step, *epoch as f64, *v);
+                for (kind, values) in [
+                    (SsimKind::VsReal, ssim),
+                    (SsimKind::VsGenerated, diversity),
+                    (SsimKind::RealVsReal, real),
+                ] {
+                    for (c, v) in classes.iter().zip(values) {
+                        put(kind.key(stage, c), *step, *epoch as f64, *v);
+                    }
                 }
+                self.collapsed.insert(
+                    stage.clone(),
+                    crate::store::collapsed_classes(classes, diversity, real)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                );
             }
             Event::Sample {
                 stage, epoch, path, ..
@@ -316,6 +377,11 @@ fn fractional_epoch(stages: &[StageView], stage: &str, epoch: u64, step: u64) ->
 }
 
 impl RunData {
+    /// Whether the newest SSIM event of any GAN stage found a class collapsed.
+    pub fn has_collapse(&self) -> bool {
+        self.collapsed.values().any(|classes| !classes.is_empty())
+    }
+
     /// The stage the run is in (or last was).
     pub fn current_stage(&self) -> Option<&StageView> {
         let name = self.position.as_ref().map(|p| p.0.as_str());

@@ -5,7 +5,7 @@
 
 use crate::tui::app::{App, Pane};
 use crate::tui::draw::{paint, pane_block};
-use crate::tui::state::XAxis;
+use crate::tui::state::{SsimKind, XAxis};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -31,8 +31,8 @@ const CHARTS: [ChartSpec; 5] = [
         },
     },
     ChartSpec {
-        title: "SSIM per class",
-        matches: |k| k.contains("/ssim/"),
+        title: "SSIM per class: gen-real ⣿ gen-gen • real-real ▄",
+        matches: |k| SsimKind::parse(k).is_some(),
     },
     ChartSpec {
         title: "Classifier loss",
@@ -156,6 +156,8 @@ fn draw_chart(frame: &mut Frame<'_>, app: &mut App, spec: &ChartSpec, runs: &[St
     let axis = app.x_axis;
     // Every (run, key) of this chart, with the x range they span.
     let mut series: Vec<(String, String, String)> = Vec::new();
+    // SSIM series take their class's colour and their kind's marker.
+    let mut ssim_classes: Vec<String> = Vec::new();
     let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
     for id in runs {
         let Some(data) = app.state.runs.get(id) else {
@@ -171,7 +173,12 @@ fn draw_chart(frame: &mut Frame<'_>, app: &mut App, spec: &ChartSpec, runs: &[St
             x0 = x0.min(f64::from(*a));
             x1 = x1.max(f64::from(*b));
             let short = key.rsplit_once('/').map_or(key.as_str(), |(_, s)| s);
-            let short = if key.contains("/ssim/") || stages_with > 2 && runs.len() == 1 {
+            let short = if let Some((kind, _, class)) = SsimKind::parse(key) {
+                if !ssim_classes.iter().any(|c| c == class) {
+                    ssim_classes.push(class.to_string());
+                }
+                format!("{class} {}", kind.label())
+            } else if stages_with > 2 && runs.len() == 1 {
                 key.split_once('/').map_or(short, |x| x.1).to_string()
             } else {
                 short.to_string()
@@ -192,8 +199,21 @@ fn draw_chart(frame: &mut Frame<'_>, app: &mut App, spec: &ChartSpec, runs: &[St
     }
     let columns = (area.width.saturating_sub(10) as usize * 2).max(2);
     let mut data: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for (id, key, label) in &series {
+    let mut looks: Vec<(Color, Marker)> = Vec::new();
+    for (i, (id, key, label)) in series.iter().enumerate() {
         data.push((label.clone(), reduced_points(app, id, key, x0, x1, columns)));
+        looks.push(match SsimKind::parse(key) {
+            Some((kind, _, class)) => {
+                let c = ssim_classes.iter().position(|x| x == class).unwrap_or(0);
+                let marker = match kind {
+                    SsimKind::VsReal => Marker::Braille,
+                    SsimKind::VsGenerated => Marker::Dot,
+                    SsimKind::RealVsReal => Marker::HalfBlock,
+                };
+                (PALETTE[c % PALETTE.len()], marker)
+            }
+            None => (PALETTE[i % PALETTE.len()], Marker::Braille),
+        });
     }
     let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
     for (_, pts) in &data {
@@ -221,13 +241,13 @@ fn draw_chart(frame: &mut Frame<'_>, app: &mut App, spec: &ChartSpec, runs: &[St
     };
     let datasets: Vec<Dataset<'_>> = data
         .iter()
-        .enumerate()
-        .map(|(i, (label, pts))| {
+        .zip(&looks)
+        .map(|((label, pts), &(color, marker))| {
             Dataset::default()
                 .name(label.clone())
-                .marker(Marker::Braille)
+                .marker(marker)
                 .graph_type(GraphType::Line)
-                .style(paint(app, Style::default().fg(PALETTE[i % PALETTE.len()])))
+                .style(paint(app, Style::default().fg(color)))
                 .data(pts)
         })
         .collect();

@@ -88,7 +88,18 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         let mut cells = vec![
             Cell::from(if marked { "●" } else { " " }),
             Cell::from(place),
-            Cell::from(r.name.clone()),
+            if data.is_some_and(|d| d.has_collapse()) {
+                // The generator draws one image per class: see the warning in its log.
+                Cell::from(Line::from(vec![
+                    Span::raw(format!("{} ", r.name)),
+                    Span::styled(
+                        "collapse",
+                        paint(app, Style::default().fg(Color::Black).bg(Color::Yellow)),
+                    ),
+                ]))
+            } else {
+                Cell::from(r.name.clone())
+            },
             Cell::from(Span::styled(
                 state,
                 paint(app, Style::default().fg(state_color(&r.state))),
