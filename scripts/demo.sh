@@ -32,7 +32,7 @@ case $scale in
   # paper's 346 images.
   demo)
     chest=200; patients=173; size="[128, 32]"; gan_base=8; gan_batch=8
-    pre_epochs=12; gan_epochs=25; ssim_every=5
+    pre_epochs=12; gan_epochs=50; ssim_every=5
     cls_arch=small-cnn; cls_model=", base_channels = 16"; cls_epochs=30; cls_lr=3e-4
     cls_train='optimizer = "adam", lr_schedule = "cosine", '; aug=4; why=$small_cnn_why ;;
   smoke)

@@ -290,10 +290,15 @@ fn a_collapsed_class_badges_its_run_and_the_ssim_chart_draws_all_three_scores() 
     app.state
         .apply_events(RUN, &[collapse_event(last.0 + 1, last.1 + 1.0, 0.97)]);
     let whole = screen(&mut app, 160, 48);
-    assert!(whole.contains("demo collapse"), "{whole}");
+    assert!(whole.contains("⚠ demo"), "{whole}");
+    assert!(
+        whole.contains("⚠ mode collapse in gan: benign"),
+        "the selected run says which class: {whole}"
+    );
     app.focus = Pane::Charts;
     app.zoomed = true;
-    let charts = screen(&mut app, 160, 48);
+    // Tall enough for the chart's legend of nine series.
+    let charts = screen(&mut app, 200, 80);
     for label in ["benign gen-real", "benign gen-gen", "benign real-real"] {
         assert!(charts.contains(label), "{label} missing:\n{charts}");
     }
@@ -302,5 +307,8 @@ fn a_collapsed_class_badges_its_run_and_the_ssim_chart_draws_all_three_scores() 
     app.state
         .apply_events(RUN, &[collapse_event(last.0 + 2, last.1 + 2.0, 0.40)]);
     let whole = screen(&mut app, 160, 48);
-    assert!(!whole.contains("collapse"), "{whole}");
+    assert!(
+        !whole.contains("collapse") && !whole.contains("⚠"),
+        "{whole}"
+    );
 }

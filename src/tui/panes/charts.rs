@@ -31,7 +31,7 @@ const CHARTS: [ChartSpec; 5] = [
         },
     },
     ChartSpec {
-        title: "SSIM per class: gen-real ⣿ gen-gen • real-real ▄",
+        title: "SSIM: gen-real ⣿ gen-gen • real ▄",
         matches: |k| SsimKind::parse(k).is_some(),
     },
     ChartSpec {

@@ -89,13 +89,14 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
             Cell::from(if marked { "●" } else { " " }),
             Cell::from(place),
             if data.is_some_and(|d| d.has_collapse()) {
-                // The generator draws one image per class: see the warning in its log.
+                // A GAN draws one image per class: the line below the table
+                // (selected run) and the warning in its log say which.
                 Cell::from(Line::from(vec![
-                    Span::raw(format!("{} ", r.name)),
                     Span::styled(
-                        "collapse",
+                        COLLAPSE_BADGE,
                         paint(app, Style::default().fg(Color::Black).bg(Color::Yellow)),
                     ),
+                    Span::raw(format!(" {}", r.name)),
                 ]))
             } else {
                 Cell::from(r.name.clone())
@@ -151,6 +152,17 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
             ))
         })
         .into_iter()
+        .chain(
+            selected
+                .and_then(|r| app.state.runs.get(&r.id))
+                .and_then(collapse_line)
+                .map(|text| {
+                    Line::from(Span::styled(
+                        text,
+                        paint(app, Style::default().fg(Color::Yellow)),
+                    ))
+                }),
+        )
         .chain(selected.and_then(|r| r.reason.clone()).map(|reason| {
             Line::from(Span::styled(
                 format!("↳ {reason}"),
@@ -191,6 +203,26 @@ pub fn draw(frame: &mut Frame<'_>, app: &mut App, area: Rect) {
         };
         frame.render_widget(Paragraph::new(reason_lines), area);
     }
+}
+
+/// The badge beside a run whose GAN collapsed.
+const COLLAPSE_BADGE: &str = "⚠";
+
+/// "⚠ mode collapse in bone: metastasis, benign (...)" for a run whose
+/// newest SSIM event found classes collapsed.
+fn collapse_line(data: &crate::tui::state::RunData) -> Option<String> {
+    let parts: Vec<String> = data
+        .collapsed
+        .iter()
+        .filter(|(_, classes)| !classes.is_empty())
+        .map(|(stage, classes)| format!("{stage}: {}", classes.join(", ")))
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{COLLAPSE_BADGE} mode collapse in {}: its samples are far more alike than the real images (see the log)",
+            parts.join("; ")
+        )
+    })
 }
 
 /// "slurm job 12 · RUNNING on gpu07" for a run submitted to Slurm.
