@@ -2,8 +2,8 @@
 //! - ingestion: files/s for 1024x256 16-bit NM files (phantoms written as
 //!   one file per view), decoded, cropped, windowed, resized to 1024x256 and
 //!   written as 16-bit PNGs;
-//! - loader: augmented images/s (rotation, translation, mirror, Poisson) in
-//!   batches of 4 at 256x128;
+//! - loader: images/s in batches of 4 at 256x128, 64 originals x15 (14 of
+//!   15 augmented on the fly: rotation, translation, mirror, Poisson);
 //! - one training step of the multi-scale classifier at batch 4, 256x128,
 //!   on the CPU, and the ratio loader batches/s over training steps/s
 //!   (target: 10 or more).
@@ -12,7 +12,7 @@
 
 use scintigan::config::{AugmentSpec, DeviceChoice};
 use scintigan::data::ingest::{IngestOptions, ingest};
-use scintigan::data::loader::{Cache, Loader, LoaderSpec};
+use scintigan::data::loader::{Cache, Loader, LoaderSpec, Source};
 use scintigan::data::phantom::bone_scan;
 use scintigan::data::phantom::write::{Layout, write_bone_phantoms};
 use scintigan::train::bench::{BenchRequest, bench};
@@ -49,14 +49,14 @@ fn main() {
     for i in 0..n {
         pixels.extend(bone_scan(h, w, i % 3, 2, i as u64).pixels);
     }
-    let cache = Arc::new(Cache {
-        pixels,
-        labels: (0..n as i64).map(|i| i % 3).collect(),
-        height: h,
-        width: w,
-    });
-    let spec = LoaderSpec {
-        batch_size: batch,
+    let source = Source {
+        cache: Arc::new(Cache {
+            pixels,
+            labels: (0..n as i64).map(|i| i % 3).collect(),
+            height: h,
+            width: w,
+        }),
+        // 14 of every 15 items are augmented copies, drawn as they are served.
         augment: Some(AugmentSpec {
             factor: 15,
             rotation: 10.0,
@@ -65,15 +65,17 @@ fn main() {
             poisson_counts: 200.0,
             seed: 1,
         }),
+    };
+    let spec = LoaderSpec {
+        batch_size: batch,
         threads,
         prefetch: 4,
-        seed: 1,
     };
     let epochs = 5;
     let start = Instant::now();
     let mut images = 0;
     for epoch in 0..epochs {
-        for b in Loader::epoch(cache.clone(), &spec, epoch) {
+        for b in Loader::epoch(source.clone(), &spec, 1, epoch) {
             images += b.images.size()[0] as usize;
         }
     }

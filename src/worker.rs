@@ -316,7 +316,13 @@ fn run_one_stage(
             folder.display()
         )))?;
     }
-    let data = crate::data::augment_train(data, &ctx.spec.data);
+    // A classifier augments on the fly (data::loader); a GAN stage trains on
+    // the augmented copies made here.
+    let data = if ctx.spec.kind == StageKind::Classifier {
+        data
+    } else {
+        crate::data::augment_train(data, &ctx.spec.data)
+    };
     let init = match &ctx.init {
         Some(path) => Some((
             path.clone(),

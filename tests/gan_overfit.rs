@@ -66,6 +66,7 @@ fn overfit(arch: GanArch, size: i64, steps: usize, seed: i64) {
     for step in 0..steps {
         tch::manual_seed(seed * 100_000 + step as i64);
         let idx = Tensor::randperm(24, (Kind::Int64, Device::Cpu)).narrow(0, 0, 12);
+        let idx = Vec::<i64>::try_from(&idx).expect("indices");
         trainer.train_step(&idx).expect("step");
         if (step + 1) % 10 == 0 {
             match trainer.log_event(1, step as u64 + 1, 0.0).expect("finite") {
@@ -164,6 +165,7 @@ fn a_tiny_mu_acgan_improves_its_ssim_over_a_few_hundred_steps() {
         for step in 0..300 {
             tch::manual_seed(seed * 100_000 + step);
             let idx = Tensor::randperm(n, (Kind::Int64, Device::Cpu)).narrow(0, 0, 8);
+            let idx = Vec::<i64>::try_from(&idx).expect("indices");
             trainer.train_step(&idx).expect("step");
         }
         let q = trainer.quality();

@@ -219,3 +219,110 @@ fn kill_9_mid_epoch_then_resume_records_each_step_once_on_the_same_curve() {
         );
     }
 }
+
+/// A small-cnn classifier on 64x32 bone phantoms, augmented x5 on the fly
+/// with Poisson noise: 120 training items an epoch, batch 4.
+fn augmented_classifier_config(name: &str, epochs: u32) -> String {
+    format!(
+        r#"name = "{name}"
+kind = "classifier"
+[data]
+source = "phantom-bone"
+image_size = [64, 32]
+per_class = 10
+augment = {{ factor = 5, rotation = 8.0, translation = 2.0, mirror = true, poisson_counts = 80.0, seed = 4 }}
+[model]
+arch = "small-cnn"
+base_channels = 4
+[train]
+epochs = {epochs}
+batch_size = 4
+lr = 1e-3
+optimizer = "adam"
+device = "cpu"
+log_every = 1
+seed = 9
+"#
+    )
+}
+
+/// `(step, loss)` of every classifier step event, and the test accuracy
+/// of every evaluation.
+fn classifier_curve(records: &[scintigan::store::EventRecord]) -> (Vec<(u64, f64)>, Vec<f64>) {
+    let mut steps = Vec::new();
+    let mut evals = Vec::new();
+    for r in records {
+        match &r.event {
+            Event::TrainStep { step, loss, .. } => steps.push((*step, *loss)),
+            Event::Eval { accuracy, .. } => evals.push(*accuracy),
+            _ => {}
+        }
+    }
+    (steps, evals)
+}
+
+#[test]
+fn an_augmented_classifier_stopped_mid_epoch_resumes_on_the_same_batches() {
+    let dir = scratch("classifier_resume");
+    write(
+        &dir,
+        "stopped.toml",
+        &augmented_classifier_config("stopped", 40),
+    );
+    write(
+        &dir,
+        "straight.toml",
+        &augmented_classifier_config("straight", 40),
+    );
+    let child = bin()
+        .current_dir(&dir)
+        .args(["run", "stopped.toml"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let runs_dir = dir.join("runs");
+    let training = wait_for(60, || {
+        scintigan::store::list_runs(&runs_dir)
+            .first()
+            .is_some_and(|r| classifier_curve(&events(r)).0.len() >= 45)
+    });
+    assert!(training, "no 45 classifier steps within 60 s");
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130));
+    let stopped = only_run(&dir);
+    let (_, state) = stopped
+        .checkpoints()
+        .latest()
+        .expect("checkpoints readable")
+        .expect("a checkpoint from the stop");
+    assert!(
+        state.step < 1200,
+        "the run ended before the stop reached it"
+    );
+    let root = stopped.root().to_string_lossy().into_owned();
+    run_ok(&dir, &["run", "--resume", &root]);
+    run_ok(&dir, &["run", "straight.toml"]);
+    let straight = scintigan::store::list_runs(&runs_dir)
+        .into_iter()
+        .find(|r| r.status().is_ok_and(|s| s.name == "straight"))
+        .expect("straight run");
+
+    let (resumed_steps, resumed_evals) = classifier_curve(&events(&stopped));
+    let (straight_steps, straight_evals) = classifier_curve(&events(&straight));
+    assert_eq!(
+        resumed_steps.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=1200).collect::<Vec<u64>>(),
+        "each step once (stopped at step {}, {} of its epoch)",
+        state.step,
+        state.step_in_epoch
+    );
+    for ((s, a), (_, b)) in resumed_steps.iter().zip(&straight_steps) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "step {s}: resumed loss {a} vs uninterrupted {b} (stopped at step {})",
+            state.step
+        );
+    }
+    assert_eq!(resumed_evals, straight_evals, "test accuracy per epoch");
+}

@@ -141,7 +141,7 @@ pub fn bench(request: &BenchRequest<'_>) -> Result<BenchResult, TrainError> {
     } else {
         Box::new(ClassifierTrainer::new(stage, data, device)?)
     };
-    let indices = Tensor::arange(batch as i64, (Kind::Int64, device));
+    let indices: Vec<i64> = (0..batch as i64).collect();
     let sync = || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);

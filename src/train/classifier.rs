@@ -1,5 +1,6 @@
-//! The classifier stage: cross-entropy training, and at each epoch's end an
-//! evaluation on the test split (accuracy, per-class and macro precision,
+//! The classifier stage: cross-entropy training on batches the loader makes
+//! ahead (augmented on the fly, see `data::loader`), and at each epoch's end
+//! an evaluation on the test split (accuracy, per-class and macro precision,
 //! recall, specificity, F1, confusion matrix).
 
 use super::amp::MixedPrecision;
@@ -9,6 +10,7 @@ use super::step_loop::StageTrainer;
 use super::{StageContext, TrainError, checkpoint};
 use crate::config::PretrainedWeights;
 use crate::config::{ClassifierArch, StageSpec};
+use crate::data::loader::{Cache, Loader, LoaderSpec, Source};
 use crate::data::{Dataset, Split};
 use crate::nn::ModelError;
 use crate::nn::backbones::{self, backbone_classifier_with};
@@ -26,7 +28,13 @@ pub struct ClassifierTrainer {
     model: Box<dyn ModuleT>,
     opt: Optimizer,
     amp: MixedPrecision,
-    train: Dataset,
+    /// The training images once, and how they are augmented per epoch.
+    train: Source,
+    classes: Vec<String>,
+    /// This epoch's batches, made ahead (None before the first epoch).
+    loader: Option<Loader>,
+    loader_spec: LoaderSpec,
+    epoch: u64,
     test: Dataset,
     batch_size: usize,
     /// Train only the head up to this epoch.
@@ -90,6 +98,14 @@ impl ClassifierTrainer {
         };
         let amp = MixedPrecision::new(&spec.train, device);
         amp.prepare(&vs);
+        let cache = Cache::from_dataset(&data.train).map_err(|e| TrainError::Setup {
+            stage: spec.name.clone(),
+            message: format!("cannot copy the training images to host memory: {e}"),
+        })?;
+        let train = Source {
+            cache: std::sync::Arc::new(cache),
+            augment: spec.data.augment.clone(),
+        };
         let to_device = |d: Dataset| Dataset {
             images: d.images.to_device(device),
             labels: d.labels.to_device(device),
@@ -102,7 +118,15 @@ impl ClassifierTrainer {
             amp,
             vs,
             model,
-            train: to_device(data.train),
+            train,
+            classes: data.train.classes,
+            loader: None,
+            loader_spec: LoaderSpec {
+                batch_size: spec.train.batch_size,
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+                prefetch: 2,
+            },
+            epoch: 0,
             test: to_device(data.test),
             batch_size: spec.train.batch_size,
             freeze_until: spec.train.freeze_backbone_epochs as u64,
@@ -180,7 +204,7 @@ impl ClassifierTrainer {
 
 impl StageTrainer for ClassifierTrainer {
     fn classes(&self) -> Vec<String> {
-        self.train.classes.clone()
+        self.classes.clone()
     }
     fn train_len(&self) -> usize {
         self.train.len()
@@ -189,7 +213,16 @@ impl StageTrainer for ClassifierTrainer {
         self.test.len()
     }
 
-    fn start_epoch(&mut self, epoch: u64) {
+    fn start_epoch(&mut self, epoch: u64, upcoming: &[i64], batch_size: usize) {
+        self.epoch = epoch;
+        // The previous epoch's loader (if a stop left batches in it) ends here.
+        self.loader = None;
+        let spec = LoaderSpec {
+            batch_size,
+            ..self.loader_spec.clone()
+        };
+        let items = upcoming.iter().map(|&i| i as usize).collect();
+        self.loader = Some(Loader::start(self.train.clone(), &spec, epoch, items));
         let (schedule, lr, epochs) = self.schedule;
         self.opt.set_lr(schedule.lr_at(lr, epoch, epochs));
         if self.freeze_until == 0 {
@@ -204,9 +237,31 @@ impl StageTrainer for ClassifierTrainer {
         }
     }
 
-    fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
-        let x = self.amp.input(&self.train.images.index_select(0, indices));
-        let y = self.train.labels.index_select(0, indices);
+    fn train_step(&mut self, indices: &[i64]) -> Result<(), TrainError> {
+        let items: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let batch = match self.loader.as_mut() {
+            // Outside an epoch (benchmarks), the same batch made here.
+            None => self
+                .train
+                .batch(self.epoch, &items, self.loader_spec.threads),
+            Some(loader) => match loader.next() {
+                Some(batch) if batch.items == items => batch,
+                other => {
+                    return Err(TrainError::Setup {
+                        stage: self.stage.clone(),
+                        message: format!(
+                            "the batch loader is out of step with the training order in epoch {}: \
+                             expected items {:?}, got {:?}",
+                            self.epoch,
+                            &items[..items.len().min(4)],
+                            other.map(|b| b.items.into_iter().take(4).collect::<Vec<_>>())
+                        ),
+                    });
+                }
+            },
+        };
+        let x = self.amp.input(&batch.images.to_device(self.device));
+        let y = batch.labels.to_device(self.device);
         self.opt.zero_grad();
         let (logits, loss) = self.amp.autocast(|| {
             let logits = self.model.forward_t(&x, true);
@@ -379,13 +434,13 @@ mod tests {
         let mut trainer = ClassifierTrainer::new(stage, data, Device::Cpu).unwrap();
         let snapshot = |t: &ClassifierTrainer, name: &str| t.vs.variables()[name].detach().copy();
         let changed = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap() > 0.0;
-        let idx = Tensor::from_slice(&[0i64, 1, 2, 3]);
+        let idx = [0i64, 1, 2, 3];
 
         let (conv, head) = (
             snapshot(&trainer, "conv0.weight"),
             snapshot(&trainer, "fc.weight"),
         );
-        trainer.start_epoch(1);
+        trainer.start_epoch(1, &idx, 4);
         trainer.train_step(&idx).unwrap();
         assert!(
             !changed(&conv, &snapshot(&trainer, "conv0.weight")),
@@ -396,7 +451,7 @@ mod tests {
             "head did not train"
         );
 
-        trainer.start_epoch(2);
+        trainer.start_epoch(2, &idx, 4);
         trainer.train_step(&idx).unwrap();
         assert!(
             changed(&conv, &snapshot(&trainer, "conv0.weight")),

@@ -296,7 +296,8 @@ impl StageTrainer for GanTrainer {
         self.test_len
     }
 
-    fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError> {
+    fn train_step(&mut self, indices: &[i64]) -> Result<(), TrainError> {
+        let indices = &Tensor::from_slice(indices).to_device(self.device);
         let real = self.amp.input(&self.images.index_select(0, indices));
         let y = self.labels.index_select(0, indices);
         let b = y.size()[0];

@@ -23,10 +23,13 @@ pub trait StageTrainer {
     fn classes(&self) -> Vec<String>;
     fn train_len(&self) -> usize;
     fn test_len(&self) -> usize;
-    /// Called before the first step of each epoch (1-based), resumed ones included.
-    fn start_epoch(&mut self, _epoch: u64) {}
-    /// One optimizer step on the training images at `indices`.
-    fn train_step(&mut self, indices: &Tensor) -> Result<(), TrainError>;
+    /// Called before the first step of each epoch (1-based), resumed ones
+    /// included, with the training items the epoch's remaining steps will
+    /// ask for, in order, `batch_size` a step (so batches can be made ahead).
+    fn start_epoch(&mut self, _epoch: u64, _upcoming: &[i64], _batch_size: usize) {}
+    /// One optimizer step on the training items at `indices` (positions in
+    /// `0..train_len()`).
+    fn train_step(&mut self, indices: &[i64]) -> Result<(), TrainError>;
     /// Metrics averaged since the last call, as a step event; fails with
     /// [`TrainError::NonFinite`] when a loss is NaN or infinite.
     fn log_event(
@@ -120,7 +123,9 @@ pub fn run_stage(
             .into_iter()
             .map(|i| i as i64)
             .collect();
-        trainer.start_epoch(epoch);
+        let first = if epoch == first_epoch { skip } else { 0 };
+        let upcoming = order.get(first as usize * batch..).unwrap_or_default();
+        trainer.start_epoch(epoch, upcoming, batch);
         for (k, chunk) in order.chunks(batch).enumerate() {
             let k = k as u64;
             if epoch == first_epoch && k < skip {
@@ -134,8 +139,7 @@ pub fn run_stage(
                 return Ok(StageOutcome::Stopped { step });
             }
             tch::manual_seed(step_seed(t.seed, step + 1));
-            let indices = Tensor::from_slice(chunk).to_device(ctx.device);
-            trainer.train_step(&indices)?;
+            trainer.train_step(chunk)?;
             step += 1;
             ctx.progress.set(epoch, step);
             window.1 += chunk.len();
