@@ -19,7 +19,7 @@ else
 endif
 CARGO := $(TORCH_ENV) cargo
 
-.PHONY: all build test lint demo bench libtorch clean .libtorch-external
+.PHONY: all build test lint demo study bench libtorch clean .libtorch-external
 all: build
 
 # The stamp is made once torch 2.13.0 is verified in the venv.
@@ -76,6 +76,12 @@ lint: libtorch
 # another project folder, DEMO_SCALE=smoke tiny sizes (see scripts/demo.sh).
 demo: build
 	@scripts/demo.sh
+
+# Tables 3 and 4 on phantoms, 3 seeds, under 2 hours on 2 CPU cores: the
+# report in study/runs/experiments/table4/ (STUDY_DIR picks another folder,
+# STUDY_SEEDS fewer seeds; see scripts/study.sh).
+study: build
+	@scripts/study.sh
 
 # Parameters and forward+backward time per model at 256x128 (see README).
 bench: libtorch

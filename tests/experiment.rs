@@ -111,7 +111,7 @@ fn table4_reports_five_training_sets_with_every_metric() {
         report.contains("/bone`"),
         "the ingested folder named as the data: {report}"
     );
-    let rows = table_rows(&report);
+    let mut rows = table_rows(&report);
     let labels: Vec<&str> = rows.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(
         labels,
@@ -120,9 +120,26 @@ fn table4_reports_five_training_sets_with_every_metric() {
             "set 2: ACGAN-balanced",
             "set 3: MU-ACGAN-balanced",
             "set 4: traditional augmentation",
-            "set 5: MU-ACGAN + augmentation"
+            "set 5: MU-ACGAN + augmentation",
+            "ACGAN",
+            "MU-ACGAN"
         ]
     );
+    // The GANs behind sets 2, 3 and 5, with Table 3's columns and numbers.
+    assert!(
+        report.contains("## The GANs behind the balanced sets, measured as in Table 3"),
+        "{report}"
+    );
+    let gans = rows.split_off(5);
+    for (label, cells) in &gans {
+        assert_eq!(cells.len(), 10, "{label}: {cells:?}");
+        assert!(
+            cells[0].contains('·'),
+            "Table 3's number beside ours: {cells:?}"
+        );
+        assert_eq!(cells[9], "1/1");
+    }
+    is_png(&dir.join("ssim.png"));
     for (label, cells) in &rows {
         // accuracy, precision, recall, specificity, f1, runs done
         assert_eq!(cells.len(), 6, "{label}: {cells:?}");
@@ -203,7 +220,7 @@ fn unknown_table_and_bad_options_say_what_is_accepted() {
     );
     let out = run_in(&dir, &["experiment", "table4", "--scale", "huge"]);
     assert!(
-        stderr(&out).contains("expected one of smoke, demo, paper"),
+        stderr(&out).contains("expected one of smoke, demo, study, paper"),
         "{}",
         stderr(&out)
     );

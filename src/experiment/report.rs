@@ -225,28 +225,16 @@ fn short_labels(results: &[RowResult]) -> Vec<String> {
 }
 
 /// Write `report.md` and the charts into `dir`; returns the files written.
+///
+/// A plan's classifier rows and GAN rows are two sections, each a table and
+/// its charts: table 4 also reports the GANs behind its sets 2, 3 and 5,
+/// beside the paper's Table 3.
 pub fn write_report(
     dir: &Path,
     plan: &Plan,
     results: &[RowResult],
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let cols = columns(results);
-    let paper = paper::numbers(plan.table);
-    let paper_of = |col: &str, row: usize| -> Option<f64> {
-        paper
-            .iter()
-            .find(|(c, _)| *c == col)
-            .and_then(|(_, v)| v.get(row).copied().flatten())
-    };
-    let stats = |r: &RowResult, col: &str| -> Option<(f64, Option<f64>)> {
-        let vals: Vec<f64> = r
-            .outcomes
-            .iter()
-            .filter_map(|o| o.values.get(col).copied())
-            .collect();
-        mean_std(&vals)
-    };
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", plan.table.title());
     let data = match &plan.data {
@@ -264,6 +252,86 @@ pub fn write_report(
         md,
         "Each cell: ours · the paper's (its private data, 77 test images).\n"
     );
+    let mut written = Vec::new();
+    let classifiers: Vec<RowResult> = results
+        .iter()
+        .filter(|r| r.row.kind == RowKind::Classifier)
+        .cloned()
+        .collect();
+    let gans: Vec<RowResult> = results
+        .iter()
+        .filter(|r| r.row.kind == RowKind::Gan)
+        .cloned()
+        .collect();
+    if !classifiers.is_empty() {
+        let paper = paper::numbers(plan.table);
+        section(dir, &mut md, &mut written, &classifiers, &paper)?;
+    }
+    if !gans.is_empty() {
+        let paper = if classifiers.is_empty() {
+            paper::numbers(plan.table)
+        } else {
+            let _ = writeln!(
+                md,
+                "## The GANs behind the balanced sets, measured as in Table 3\n"
+            );
+            paper::numbers(super::Table::T3)
+        };
+        section(dir, &mut md, &mut written, &gans, &paper)?;
+    }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(md, "Notes:\n");
+        for n in &plan.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "Runs:\n");
+    for r in results {
+        for o in &r.outcomes {
+            let _ = writeln!(
+                md,
+                "- {}: `{}` {}{}",
+                r.row.label,
+                o.id.as_deref().unwrap_or(&o.name),
+                o.state,
+                o.reason
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let path = dir.join("report.md");
+    std::fs::write(&path, md)?;
+    written.insert(0, path);
+    Ok(written)
+}
+
+/// One section of a report: the table of `results` (rows of one kind)
+/// beside `paper`'s numbers (by row position), then its charts.
+fn section(
+    dir: &Path,
+    md: &mut String,
+    written: &mut Vec<PathBuf>,
+    results: &[RowResult],
+    paper: &paper::PaperColumns,
+) -> std::io::Result<()> {
+    let cols = columns(results);
+    let paper_of = |col: &str, row: usize| -> Option<f64> {
+        paper
+            .iter()
+            .find(|(c, _)| *c == col)
+            .and_then(|(_, v)| v.get(row).copied().flatten())
+    };
+    let stats = |r: &RowResult, col: &str| -> Option<(f64, Option<f64>)> {
+        let vals: Vec<f64> = r
+            .outcomes
+            .iter()
+            .filter_map(|o| o.values.get(col).copied())
+            .collect();
+        mean_std(&vals)
+    };
     let _ = write!(md, "| row |");
     for c in &cols {
         let _ = write!(md, " {c} |");
@@ -289,8 +357,6 @@ pub fn write_report(
         let done = r.outcomes.iter().filter(|o| o.state == "done").count();
         let _ = writeln!(md, " {done}/{} |", r.outcomes.len());
     }
-    let mut written = Vec::new();
-    // Charts.
     let _ = writeln!(md);
     if results.iter().any(|r| r.row.kind == RowKind::Gan) {
         // Groups: classes (their SSIM columns); series: each row, ours then
@@ -339,33 +405,7 @@ pub fn write_report(
         }
         let _ = writeln!(md);
     }
-    if !plan.notes.is_empty() {
-        let _ = writeln!(md, "Notes:\n");
-        for n in &plan.notes {
-            let _ = writeln!(md, "- {n}");
-        }
-        let _ = writeln!(md);
-    }
-    let _ = writeln!(md, "Runs:\n");
-    for r in results {
-        for o in &r.outcomes {
-            let _ = writeln!(
-                md,
-                "- {}: `{}` {}{}",
-                r.row.label,
-                o.id.as_deref().unwrap_or(&o.name),
-                o.state,
-                o.reason
-                    .as_deref()
-                    .map(|x| format!(" ({x})"))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    let path = dir.join("report.md");
-    std::fs::write(&path, md)?;
-    written.insert(0, path);
-    Ok(written)
+    Ok(())
 }
 
 #[cfg(test)]
