@@ -312,6 +312,8 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
             RunDir::create(runs_dir, &spec)?
         }
     };
+    // Before anything is written: one worker per run directory.
+    let _lock = store::lock::acquire(run.root())?;
     init_logging(&run)?;
     // A libtorch error surfaces as a panic inside tch; the worker turns it
     // into a failed run with a one-line reason. Keep the full text (a C++

@@ -326,3 +326,44 @@ fn an_augmented_classifier_stopped_mid_epoch_resumes_on_the_same_batches() {
     }
     assert_eq!(resumed_evals, straight_evals, "test accuracy per epoch");
 }
+
+#[test]
+fn a_second_worker_on_a_running_run_is_refused_and_no_event_is_lost() {
+    let dir = scratch("second_worker");
+    write(&dir, "long.toml", &tiny_gan_config("long", 3000, ""));
+    let child = spawn_run_until_training(&dir, "long.toml");
+    let run = only_run(&dir);
+    let root = run.root().to_string_lossy().into_owned();
+    let holder = format!("pid {}", child.id());
+    let logged = gan_losses(&events(&run)).len();
+    // `run --resume` by config, and the daemon's `worker` command.
+    for args in [&["run", "long.toml", "--resume"][..], &["worker", &root][..]] {
+        let out = run_in(&dir, args);
+        assert!(!out.status.success(), "{args:?} was let in");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&holder) && err.contains("refusing to start a second worker"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    }
+    let status = run.status().expect("status");
+    assert_eq!(
+        (status.state, status.pid),
+        (RunState::Running, Some(child.id()))
+    );
+    // The first worker carries on; once it stops, every step it took is
+    // in the log once: nothing was cut behind its back.
+    let more = wait_for(60, || gan_losses(&events(&run)).len() >= logged + 10);
+    assert!(more, "the first worker stopped logging");
+    signal(child.id(), "-INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let steps: Vec<u64> = gan_losses(&events(&run)).iter().map(|(s, _)| *s).collect();
+    let (_, state) = run
+        .checkpoints()
+        .latest()
+        .expect("checkpoints")
+        .expect("the stop's checkpoint");
+    assert_eq!(steps, (1..=state.step).collect::<Vec<u64>>());
+}

@@ -318,6 +318,12 @@ impl Core {
             return;
         };
         let Ok(mut status) = run.status() else { return };
+        // Another process (a foreground `run --resume`, a second daemon's
+        // worker) holds the run: it is alive, whatever our worker did.
+        if let Some(holder) = crate::store::lock::holder(run.root()) {
+            tracing::info!("worker of {id} ended ({how}); the run is worked by {holder}");
+            return;
+        }
         let died = status.state == RunState::Running
             || (status.state == RunState::Paused && status.pid.is_some());
         if !died {

@@ -7,12 +7,14 @@
 //!                 checkpoints/  <stage>-eEEEE-sSSSSSS/{weights.safetensors,state.json}; `latest`
 //!                 samples/      PNG grids of generated images
 //!                 worker.log
+//!                 .lock         held (flock) by whoever works the run: pid host since
 //! ```
 
 mod atomic;
 mod checkpoints;
 mod control;
 mod events;
+pub mod lock;
 mod status;
 mod time;
 
