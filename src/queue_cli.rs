@@ -378,6 +378,23 @@ fn events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
     }
 }
 
+/// How many lines of a run's event log were left out because they do not
+/// parse: in `events.jsonl` now, and moved to `events.rejected.jsonl` by
+/// resumes. `None` when there are none.
+fn unreadable_lines_note(run_dir: &std::path::Path) -> Option<String> {
+    let log = run_dir.join("events.jsonl");
+    let skipped = crate::store::read_events(&log).map_or(0, |h| h.skipped_lines);
+    let rejected_path = run_dir.join(crate::store::REJECTED_FILE);
+    let moved = std::fs::read_to_string(&rejected_path).map_or(0, |t| t.lines().count());
+    (skipped + moved > 0).then(|| {
+        format!(
+            "note: {skipped} line(s) of {} do not parse and were left out; {moved} more kept in {}",
+            log.display(),
+            rejected_path.display()
+        )
+    })
+}
+
 fn print_events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
     let mut c = Client::connect_or_start(paths)?;
     c.send(Request::Subscribe {
@@ -392,8 +409,14 @@ fn print_events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
                 }
                 out.flush()?;
             }
-            Reply::CaughtUp { .. } if !follow => return Ok(ExitCode::SUCCESS),
-            Reply::CaughtUp { .. } => {}
+            Reply::CaughtUp { run } => {
+                if let Some(note) = unreadable_lines_note(&paths.runs.join(&run)) {
+                    eprintln!("{note}");
+                }
+                if !follow {
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             Reply::Reset { run } => {
                 eprintln!("{run}: event log rewritten by a resume; history follows again")
             }

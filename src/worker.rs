@@ -185,12 +185,20 @@ fn execute_stages(
         current.map(|s| s.name.clone()).unwrap_or_default(),
         resume.as_ref().map_or(0, |(_, s)| s.step),
     );
-    let dropped = recorder.retain(|rec| match rec.event.position() {
+    let retained = recorder.retain(|rec| match rec.event.position() {
         None => true,
         Some((stage, step)) => {
             completed.iter().any(|c| c == stage) || (stage == cur_name && step <= cur_step)
         }
     })?;
+    let dropped = retained.dropped;
+    if retained.moved > 0 {
+        tracing::warn!(
+            "{} line(s) of events.jsonl did not parse; kept verbatim in {}",
+            retained.moved,
+            run.root().join(crate::store::REJECTED_FILE).display()
+        );
+    }
     let resuming = resume.is_some() || !completed.is_empty() || dropped > 0;
 
     let first_device = current.map_or(crate::config::DeviceChoice::Auto, |s| s.train.device);

@@ -337,7 +337,10 @@ fn a_second_worker_on_a_running_run_is_refused_and_no_event_is_lost() {
     let holder = format!("pid {}", child.id());
     let logged = gan_losses(&events(&run)).len();
     // `run --resume` by config, and the daemon's `worker` command.
-    for args in [&["run", "long.toml", "--resume"][..], &["worker", &root][..]] {
+    for args in [
+        &["run", "long.toml", "--resume"][..],
+        &["worker", &root][..],
+    ] {
         let out = run_in(&dir, args);
         assert!(!out.status.success(), "{args:?} was let in");
         let err = stderr(&out);
@@ -366,4 +369,66 @@ fn a_second_worker_on_a_running_run_is_refused_and_no_event_is_lost() {
         .expect("checkpoints")
         .expect("the stop's checkpoint");
     assert_eq!(steps, (1..=state.step).collect::<Vec<u64>>());
+}
+
+#[test]
+fn a_nan_metric_and_an_unreadable_line_survive_a_resume() {
+    let dir = scratch("nan_resume");
+    write(&dir, "long.toml", &tiny_gan_config("long", 3000, ""));
+    let child = spawn_run_until_training(&dir, "long.toml");
+    signal(child.id(), "-INT");
+    assert_eq!(
+        child.wait_with_output().expect("wait").status.code(),
+        Some(130)
+    );
+    let run = only_run(&dir);
+    let last = events(&run).last().map_or(0, |r| r.seq);
+    // An SSIM that could not be computed, as the worker writes it, and a
+    // line that no version can read.
+    let nan = format!(
+        r#"{{"seq":{},"t":1.0,"type":"ssim","stage":"long","epoch":1,"step":1,"classes":["healthy"],"ssim":["NaN"]}}"#,
+        last + 1
+    );
+    let damaged = r#"{"seq":"garbled"#;
+    let mut log = std::fs::read_to_string(run.events_path()).expect("events");
+    log.push_str(&format!("{nan}\n{damaged}\n"));
+    std::fs::write(run.events_path(), log).expect("write events");
+
+    let root = run.root().to_string_lossy().into_owned();
+    let resumed = bin()
+        .current_dir(&dir)
+        .args(["run", "--resume", &root])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let went_on = wait_for(60, || {
+        events(&run)
+            .iter()
+            .any(|r| matches!(r.event, Event::Resumed { .. }))
+    });
+    assert!(went_on, "no resume within 60 s");
+    signal(resumed.id(), "-INT");
+    let _ = resumed.wait_with_output();
+
+    let history = scintigan::store::read_events(&run.events_path()).expect("events");
+    let ssim = history.records.iter().find_map(|r| match &r.event {
+        Event::Ssim { ssim, .. } if r.seq == last + 1 => Some(ssim.clone()),
+        _ => None,
+    });
+    assert!(
+        ssim.is_some_and(|s| s.len() == 1 && s[0].is_nan()),
+        "the NaN score was lost"
+    );
+    assert_eq!(
+        history.skipped_lines, 0,
+        "the damaged line stayed in the log"
+    );
+    let rejected = std::fs::read_to_string(run.root().join(scintigan::store::REJECTED_FILE))
+        .expect("events.rejected.jsonl");
+    assert_eq!(rejected, format!("{damaged}\n"));
+    let worker_log = std::fs::read_to_string(run.log_path()).expect("worker.log");
+    assert!(
+        worker_log.contains("1 line(s) of events.jsonl did not parse"),
+        "{worker_log}"
+    );
 }

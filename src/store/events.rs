@@ -53,14 +53,20 @@ pub enum Event {
         stage: String,
         epoch: u64,
         step: u64,
+        #[serde(with = "number")]
         g_loss: f64,
+        #[serde(with = "number")]
         d_loss: f64,
         /// Share of real images the real/fake head calls real.
+        #[serde(with = "number")]
         d_real_acc: f64,
         /// Share of generated images the real/fake head calls fake.
+        #[serde(with = "number")]
         d_fake_acc: f64,
         /// Share of real images the class head labels correctly.
+        #[serde(with = "number")]
         d_class_acc: f64,
+        #[serde(with = "number")]
         images_per_sec: f64,
     },
     /// Classifier training metrics averaged over the steps since the previous one.
@@ -68,8 +74,11 @@ pub enum Event {
         stage: String,
         epoch: u64,
         step: u64,
+        #[serde(with = "number")]
         loss: f64,
+        #[serde(with = "number")]
         accuracy: f64,
+        #[serde(with = "number")]
         images_per_sec: f64,
     },
     /// Classifier evaluation on the test split at the end of an epoch.
@@ -77,18 +86,28 @@ pub enum Event {
         stage: String,
         epoch: u64,
         step: u64,
+        #[serde(with = "number")]
         loss: f64,
+        #[serde(with = "number")]
         accuracy: f64,
         classes: Vec<String>,
         /// `confusion[true][predicted]` counts.
         confusion: Vec<Vec<u64>>,
+        #[serde(with = "numbers")]
         precision: Vec<f64>,
+        #[serde(with = "numbers")]
         recall: Vec<f64>,
+        #[serde(with = "numbers")]
         specificity: Vec<f64>,
+        #[serde(with = "numbers")]
         f1: Vec<f64>,
+        #[serde(with = "number")]
         macro_precision: f64,
+        #[serde(with = "number")]
         macro_recall: f64,
+        #[serde(with = "number")]
         macro_specificity: f64,
+        #[serde(with = "number")]
         macro_f1: f64,
     },
     /// Generation quality per class (all brightness/contrast-matched SSIM,
@@ -103,11 +122,11 @@ pub enum Event {
         epoch: u64,
         step: u64,
         classes: Vec<String>,
-        #[serde(with = "nan_as_null")]
+        #[serde(with = "numbers")]
         ssim: Vec<f64>,
-        #[serde(default, with = "nan_as_null", skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, with = "numbers", skip_serializing_if = "Vec::is_empty")]
         diversity: Vec<f64>,
-        #[serde(default, with = "nan_as_null", skip_serializing_if = "Vec::is_empty")]
+        #[serde(default, with = "numbers", skip_serializing_if = "Vec::is_empty")]
         real: Vec<f64>,
     },
     /// A PNG grid of generated images, one row per class; `path` is relative
@@ -212,19 +231,69 @@ pub fn collapsed_classes<'a>(
         .collect()
 }
 
-/// Per-class values with NaN written as JSON `null` (serde_json's own
-/// choice) and read back as NaN, so an undefined score never makes its
-/// line unreadable.
-mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
+/// A number in an event: finite values as JSON numbers, the others as the
+/// strings `"NaN"`, `"Infinity"` and `"-Infinity"` (JSON has no literal
+/// for them). Reading also takes `null`, which older versions wrote for
+/// NaN, so no line becomes unreadable for holding an undefined value.
+mod number {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Repr {
+        Number(f64),
+        Text(String),
+        Null(()),
+    }
+
+    pub(super) fn to_repr(v: f64) -> Repr {
+        if v.is_finite() {
+            Repr::Number(v)
+        } else if v.is_nan() {
+            Repr::Text("NaN".into())
+        } else if v > 0.0 {
+            Repr::Text("Infinity".into())
+        } else {
+            Repr::Text("-Infinity".into())
+        }
+    }
+
+    pub(super) fn from_repr(r: Repr) -> Result<f64, String> {
+        match r {
+            Repr::Number(v) => Ok(v),
+            Repr::Null(()) => Ok(f64::NAN),
+            Repr::Text(t) if t == "NaN" => Ok(f64::NAN),
+            Repr::Text(t) if t == "Infinity" => Ok(f64::INFINITY),
+            Repr::Text(t) if t == "-Infinity" => Ok(f64::NEG_INFINITY),
+            Repr::Text(other) => Err(format!(
+                "'{other}' is not a number; expected a number, \"NaN\", \"Infinity\" or \"-Infinity\""
+            )),
+        }
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&to_repr(*v), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        from_repr(Repr::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+/// A list of [`number`]s.
+mod numbers {
+    use super::number::{Repr, from_repr, to_repr};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(values: &[f64], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(values.iter().map(|v| v.is_finite().then_some(*v)))
+        s.collect_seq(values.iter().map(|v| to_repr(*v)))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-        let values = Vec::<Option<f64>>::deserialize(d)?;
-        Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        Vec::<Repr>::deserialize(d)?
+            .into_iter()
+            .map(|r| from_repr(r).map_err(D::Error::custom))
+            .collect()
     }
 }
 
@@ -234,6 +303,8 @@ pub struct EventHistory {
     pub records: Vec<EventRecord>,
     /// Lines that did not parse (a torn last line, or damage).
     pub skipped_lines: usize,
+    /// The complete lines among them, verbatim (without the newline).
+    pub unparsed: Vec<String>,
     /// Byte length of the file up to the end of the last complete line.
     pub valid_len: u64,
 }
@@ -276,12 +347,28 @@ pub fn read_events(path: &Path) -> io::Result<EventHistory> {
             }
             _ => {
                 history.skipped_lines += 1;
+                history
+                    .unparsed
+                    .push(line.trim_end_matches('\n').to_string());
                 offset += n as u64;
                 history.valid_len = offset;
             }
         }
     }
     Ok(history)
+}
+
+/// Where [`EventWriter::retain`] keeps the lines of `events.jsonl` that did
+/// not parse.
+pub const REJECTED_FILE: &str = "events.rejected.jsonl";
+
+/// What [`EventWriter::retain`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    /// Records dropped (events after the point a resume continues from).
+    pub dropped: u64,
+    /// Unparsable lines moved to [`REJECTED_FILE`].
+    pub moved: usize,
 }
 
 /// Appends events with increasing `seq`.
@@ -315,11 +402,24 @@ impl EventWriter {
 
     /// Keep only the records `keep` accepts (rewriting the file atomically),
     /// then append after them. `seq` keeps counting from the highest ever
-    /// written, so a reader never sees a number reused. Returns how many
-    /// records were dropped.
-    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> io::Result<u64> {
+    /// written, so a reader never sees a number reused. Complete lines that
+    /// do not parse are never deleted: they move, verbatim, to
+    /// [`REJECTED_FILE`] beside the log. Returns how many records were
+    /// dropped and how many lines moved.
+    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> io::Result<Retained> {
         let history = read_events(&self.path)?;
         let before = history.records.len();
+        if !history.unparsed.is_empty() {
+            let rejected = self.path.with_file_name(REJECTED_FILE);
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&rejected)?;
+            let mut text = history.unparsed.join("\n");
+            text.push('\n');
+            file.write_all(text.as_bytes())?;
+            file.sync_data()?;
+        }
         let mut text = String::new();
         for rec in history.records.iter().filter(|r| keep(r)) {
             text.push_str(&serde_json::to_string(rec).map_err(io::Error::other)?);
@@ -328,7 +428,10 @@ impl EventWriter {
         let kept = text.lines().count();
         super::atomic::write_atomic(&self.path, text.as_bytes())?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
-        Ok((before - kept) as u64)
+        Ok(Retained {
+            dropped: (before - kept) as u64,
+            moved: history.unparsed.len(),
+        })
     }
 
     /// Append one event (one `write` of one whole line) and return its record.
@@ -405,7 +508,7 @@ mod tests {
         let dropped = w
             .retain(|r| r.event.position().is_none_or(|(_, step)| step <= 2))
             .unwrap();
-        assert_eq!(dropped, 2);
+        assert_eq!(dropped.dropped, 2);
         assert_eq!(w.append(log("x")).unwrap().seq, 5);
         let seqs: Vec<u64> = read_events(&path)
             .unwrap()
@@ -447,7 +550,7 @@ mod tests {
             real: vec![0.52, f64::NAN],
         };
         let text = serde_json::to_string(&event).unwrap();
-        assert!(text.contains(r#""ssim":[0.41,null]"#), "{text}");
+        assert!(text.contains(r#""ssim":[0.41,"NaN"]"#), "{text}");
         let Event::Ssim {
             ssim,
             diversity,
@@ -468,6 +571,69 @@ mod tests {
             panic!("old line");
         };
         assert!(diversity.is_empty() && real.is_empty());
+        // Written when NaN went out as null.
+        let null = r#"{"type":"ssim","stage":"bone","epoch":1,"step":9,"classes":["healthy"],"ssim":[null]}"#;
+        let Event::Ssim { ssim, .. } = serde_json::from_str(null).unwrap() else {
+            panic!("null line");
+        };
+        assert!(ssim[0].is_nan());
+    }
+
+    #[test]
+    fn non_finite_numbers_survive_a_resume_and_unreadable_lines_are_kept() {
+        let path = temp_file("nonfinite");
+        let rejected = path.with_file_name(REJECTED_FILE);
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&rejected);
+        let mut w = EventWriter::open(&path).unwrap();
+        w.append(Event::TrainStep {
+            stage: "c".into(),
+            epoch: 1,
+            step: 1,
+            loss: f64::NAN,
+            accuracy: f64::INFINITY,
+            images_per_sec: f64::NEG_INFINITY,
+        })
+        .unwrap();
+        drop(w);
+        let damaged = r#"{"seq":2,"t":1.0,"type":"train_step","stage":"c","loss":"#;
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#""loss":"NaN","accuracy":"Infinity","images_per_sec":"-Infinity""#),
+            "{text}"
+        );
+        text.push_str(damaged);
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        // A resume keeps every record and moves the damaged line aside.
+        let mut w = EventWriter::open(&path).unwrap();
+        let done = w.retain(|_| true).unwrap();
+        assert_eq!((done.dropped, done.moved), (0, 1));
+        let history = read_events(&path).unwrap();
+        assert_eq!(history.skipped_lines, 0);
+        let Event::TrainStep {
+            loss,
+            accuracy,
+            images_per_sec,
+            ..
+        } = &history.records[0].event
+        else {
+            panic!("not a train step");
+        };
+        assert!(loss.is_nan());
+        assert_eq!(
+            (*accuracy, *images_per_sec),
+            (f64::INFINITY, f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rejected).unwrap(),
+            format!("{damaged}\n")
+        );
+        let bad = r#"{"seq":3,"t":1.0,"type":"train_step","stage":"c","epoch":1,"step":1,"loss":"lots","accuracy":1,"images_per_sec":1}"#;
+        let err = serde_json::from_str::<EventRecord>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'lots' is not a number"), "{err}");
     }
 
     #[test]

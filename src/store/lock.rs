@@ -24,7 +24,11 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pid {} on {} (since {})", self.pid, self.host, self.since)
+        write!(
+            f,
+            "pid {} on {} (since {})",
+            self.pid, self.host, self.since
+        )
     }
 }
 

@@ -22,8 +22,8 @@ pub use atomic::{sync_dir, temp_sibling, write_atomic};
 pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
 pub use control::ControlRequest;
 pub use events::{
-    COLLAPSE_MARGIN, Event, EventHistory, EventRecord, EventWriter, collapsed_classes,
-    is_collapsed, read_events,
+    COLLAPSE_MARGIN, Event, EventHistory, EventRecord, EventWriter, REJECTED_FILE, Retained,
+    collapsed_classes, is_collapsed, read_events,
 };
 pub use status::{RunState, Status};
 pub use time::{compact_utc, unix_now};

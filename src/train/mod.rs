@@ -95,8 +95,12 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    /// Drop recorded events `keep` rejects; returns how many went.
-    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> Result<u64, TrainError> {
+    /// Drop recorded events `keep` rejects (unparsable lines move to
+    /// `events.rejected.jsonl`); says how many of each.
+    pub fn retain(
+        &mut self,
+        keep: impl Fn(&EventRecord) -> bool,
+    ) -> Result<crate::store::Retained, TrainError> {
         self.writer
             .retain(keep)
             .map_err(|source| TrainError::Events {
