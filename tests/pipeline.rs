@@ -116,24 +116,40 @@ fn unknown_arch_is_refused_before_a_run_directory_exists() {
 }
 
 #[test]
-fn images_too_small_for_a_backbone_fail_with_the_size_to_use() {
+fn images_too_small_for_a_model_or_metric_are_refused_by_check_with_the_size_to_use() {
     let dir = scratch("too_small");
     write(
         &dir,
         "small.toml",
         "kind = \"classifier\"\nmodel = { arch = \"densenet121\" }\ndata = { image_size = [32, 16], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
     );
-    let out = run_in(&dir, &["run", "small.toml"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a clean failure, not a crash: {}",
-        stderr(&out)
+    // acgan at [8, 8] used to pass check, train, then die at its first SSIM.
+    write(
+        &dir,
+        "tiny-gan.toml",
+        "kind = \"gan\"\nmodel = { arch = \"acgan\" }\ndata = { image_size = [8, 8], per_class = 4 }\ntrain = { epochs = 1, device = \"cpu\" }\n",
     );
+    for (file, want) in [
+        (
+            "small.toml",
+            "small.toml:3:23: densenet121 needs both image sides at least 32 pixels; got [32, 16]: e.g. [32, 32]",
+        ),
+        (
+            "tiny-gan.toml",
+            "tiny-gan.toml:3:23: image_size [8, 8] is too small for a GAN stage",
+        ),
+    ] {
+        let out = run_in(&dir, &["check", file]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        assert!(all.contains(want), "{all}");
+        let out = run_in(&dir, &["run", file]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{}", stderr(&out));
+    }
     assert!(
-        stderr(&out).contains("densenet121 needs images of at least 32x32 pixels"),
-        "{}",
-        stderr(&out)
+        scintigan::store::list_runs(&dir.join("runs")).is_empty(),
+        "no run directory for a config that cannot run"
     );
 }
 

@@ -114,6 +114,32 @@ choice_enum!(
     }
 );
 
+/// The side of the Gaussian window of the SSIM scores (`train::ssim`): a
+/// GAN stage's images need both sides at least this long.
+pub const SSIM_WINDOW: usize = 11;
+
+impl GanArch {
+    /// Image sides must be multiples of this (the generator's upsampling).
+    pub fn size_divisor(self) -> usize {
+        match self {
+            GanArch::MuAcgan => 16,
+            GanArch::Acgan => 4,
+        }
+    }
+}
+
+impl ClassifierArch {
+    /// The shortest image side the model takes (its downsampling leaves at
+    /// least one pixel; InceptionV3's stem needs 75).
+    pub fn min_input_size(self) -> usize {
+        match self {
+            ClassifierArch::SmallCnn => 8,
+            ClassifierArch::InceptionV3 => 75,
+            _ => 32,
+        }
+    }
+}
+
 choice_enum!(
     /// Optimizers.
     OptimizerKind, "optimizer" {

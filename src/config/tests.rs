@@ -178,3 +178,39 @@ fn anti_collapse_settings_belong_to_gan_stages() {
     let spec = parse("kind = \"gan\"\n").expect("valid");
     assert_eq!(spec.stage[0].train.mode_seeking, DEFAULT_MODE_SEEKING);
 }
+
+#[test]
+fn image_sizes_a_model_or_metric_cannot_take_are_refused_at_check_time() {
+    // acgan at [8, 8] builds, trains, and would die at its first SSIM.
+    let err = first_error(
+        "kind = \"gan\"\nmodel = { arch = \"acgan\" }\ndata = { image_size = [8, 8] }\n",
+    );
+    assert_eq!(
+        err,
+        "t.toml:3:23: image_size [8, 8] is too small for a GAN stage: its SSIM scores use an 11-pixel window, so both sides need at least 11 (for acgan: [12, 12])"
+    );
+    let err = first_error("kind = \"gan\"\ndata = { image_size = [100, 64] }\n");
+    assert!(
+        err.starts_with(
+            "t.toml:2:23: mu-acgan needs image sides divisible by 16; got [100, 64]: e.g. [112, 64]"
+        ),
+        "{err}"
+    );
+    let err = first_error(
+        "kind = \"classifier\"\nmodel = { arch = \"inception_v3\" }\ndata = { image_size = [128, 32] }\n",
+    );
+    assert!(
+        err.starts_with(
+            "t.toml:3:23: inception_v3 needs both image sides at least 75 pixels; got [128, 32]"
+        ),
+        "{err}"
+    );
+    // Sizes that work stay quiet.
+    for ok in [
+        "kind = \"gan\"\nmodel = { arch = \"acgan\" }\ndata = { image_size = [12, 12] }\n",
+        "kind = \"classifier\"\nmodel = { arch = \"small-cnn\" }\ndata = { image_size = [8, 8] }\n",
+        "kind = \"gan\"\n",
+    ] {
+        assert!(parse(ok).is_ok(), "{ok}: {:?}", parse(ok).err());
+    }
+}

@@ -401,7 +401,13 @@ fn build_stage(
     }
     let model_raw = raw.model.map(Spanned::into_inner).unwrap_or_default();
     let train_raw = raw.train.map(Spanned::into_inner).unwrap_or_default();
-    StageSpec {
+    // Where a size problem points: image_size, else the stage's name.
+    let size_span = data_raw
+        .image_size
+        .as_ref()
+        .map_or_else(|| raw.name.span(), |v| v.span());
+    let size_given = data_raw.image_size.is_some();
+    let stage = StageSpec {
         name: raw.name.into_inner(),
         kind,
         after,
@@ -409,6 +415,55 @@ fn build_stage(
         data: build_data(ctx, data_raw, errs),
         model: build_model(ctx, kind, model_raw, errs),
         train: build_train(kind, train_raw, errs),
+    };
+    if let Some(problem) = image_size_problem(&stage) {
+        let default = if size_given {
+            ""
+        } else {
+            " (the default image_size; set data.image_size)"
+        };
+        errs.at(size_span, format!("{problem}{default}"));
+    }
+    stage
+}
+
+/// Why `stage`'s model or metrics cannot take its image size, if they
+/// cannot: what would otherwise fail only once training reaches it.
+fn image_size_problem(stage: &StageSpec) -> Option<String> {
+    let [h, w] = stage.data.image_size;
+    match stage.kind {
+        StageKind::Gan => {
+            let arch = GanArch::parse(&stage.model.arch)?;
+            let d = arch.size_divisor();
+            if h % d != 0 || w % d != 0 {
+                let up = |x: usize| x.div_ceil(d) * d;
+                return Some(format!(
+                    "{arch} needs image sides divisible by {d}; got [{h}, {w}]: e.g. [{}, {}]",
+                    up(h),
+                    up(w)
+                ));
+            }
+            let least = SSIM_WINDOW.div_ceil(d) * d;
+            (h.min(w) < SSIM_WINDOW).then(|| {
+                format!(
+                    "image_size [{h}, {w}] is too small for a GAN stage: its SSIM scores use an {SSIM_WINDOW}-pixel window, so both sides need at least {SSIM_WINDOW} (for {arch}: [{}, {}])",
+                    h.max(least),
+                    w.max(least)
+                )
+            })
+        }
+        StageKind::Classifier => {
+            let arch = stage.model.classifier_arch()?;
+            let least = arch.min_input_size();
+            (h.min(w) < least).then(|| {
+                format!(
+                    "{arch} needs both image sides at least {least} pixels; got [{h}, {w}]: e.g. [{}, {}]",
+                    h.max(least),
+                    w.max(least)
+                )
+            })
+        }
+        StageKind::Generate => None,
     }
 }
 

@@ -95,11 +95,7 @@ fn body(
 /// The smallest input side `arch` accepts: five halvings for most, the
 /// valid-padded stem and reductions of Inception v3 need 75.
 pub fn min_input_size(arch: ClassifierArch) -> i64 {
-    match arch {
-        ClassifierArch::SmallCnn => 8,
-        ClassifierArch::InceptionV3 => 75,
-        _ => 32,
-    }
+    arch.min_input_size() as i64
 }
 
 /// Backbones built so far.
