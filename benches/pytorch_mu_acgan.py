@@ -13,7 +13,10 @@ one G update (non-saturating BCE + CE on the fake judged again by the updated
 D); RAdam lr 2e-4, betas (0.5, 0.999), eps 1e-8, no weight decay, one
 optimizer per network; random data already in memory; median of the timed
 steps after one warm-up. Compare with
-`scintigan bench --arch mu-acgan --size 256x128 --batch 2 --steps 3 --device cpu`.
+`scintigan bench --arch mu-acgan --size 256x128 --batch 2 --steps 3 --device cpu`
+(`--size`, `--batch`, `--base-channels` and `--latent-dim` take other sizes,
+as the bench's options of the same names do; the demo's are 128x32, batch
+8, base 8, latent 32).
 
 Trainable parameters (`scintigan model summary mu-acgan --size 256x128`,
 3 classes) and this script's, equal layer group for layer group:
@@ -171,11 +174,19 @@ def count(module: nn.Module) -> int:
 
 
 def main() -> None:
+    # The module's sizes are read when the networks are built.
+    global HEIGHT, WIDTH, BATCH, BASE, LATENT
     ap = argparse.ArgumentParser()
     add_step_options(ap)
     ap.add_argument("--layers", action="store_true",
                     help="print parameters per layer group, as `scintigan model summary mu-acgan`")
+    ap.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help="HEIGHTxWIDTH, as `scintigan bench --size`")
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--base-channels", type=int, default=BASE)
+    ap.add_argument("--latent-dim", type=int, default=LATENT)
     args = ap.parse_args()
+    HEIGHT, WIDTH = (int(x) for x in args.size.split("x"))
+    BATCH, BASE, LATENT = args.batch, args.base_channels, args.latent_dim
     torch.set_num_threads(args.threads)
     fmt = StepFormat(args)
     g, d = fmt.model(Generator().train()), fmt.model(Discriminator().train())

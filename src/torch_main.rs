@@ -142,6 +142,16 @@ struct BenchArgs {
     /// NHWC weights and inputs (as train.channels_last).
     #[arg(long)]
     channels_last: bool,
+    /// model.base_channels (default: the model's).
+    #[arg(long)]
+    base_channels: Option<usize>,
+    /// model.latent_dim of a GAN (default: the model's).
+    #[arg(long)]
+    latent_dim: Option<usize>,
+    /// train.mode_seeking of a GAN step (0: the literal objective, as the
+    /// PyTorch yardstick; runs default to 0.3).
+    #[arg(long, default_value_t = 0.0)]
+    mode_seeking: f64,
     #[arg(long)]
     json: bool,
 }
@@ -439,6 +449,9 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         device,
         precision,
         channels_last: args.channels_last,
+        base_channels: args.base_channels,
+        latent_dim: args.latent_dim,
+        mode_seeking: args.mode_seeking,
         ..BenchRequest::new(
             &args.arch,
             [height as usize, width as usize],

@@ -8,7 +8,6 @@ use scintigan::nn::Generator;
 use scintigan::nn::acgan::{AcganDims, acgan_discriminator, acgan_generator};
 use scintigan::store::{CheckpointDir, Event, RunState};
 use scintigan::train::checkpoint;
-use std::process::Stdio;
 use tch::{Device, Kind, Tensor, nn};
 
 #[test]
@@ -116,22 +115,13 @@ fn ctrl_c_checkpoints_exits_130_and_resume_finishes() {
     let run = only_run(&dir);
     let status = run.status().expect("status");
     assert_eq!(status.state, RunState::Cancelled);
-    let (_, state) = run
-        .checkpoints()
-        .latest()
-        .expect("latest")
-        .expect("a checkpoint on stop");
+    let state = latest_checkpoint(&run);
     assert!(!state.stage_complete);
     assert_eq!(state.step, status.step);
 
     // Resume with fewer epochs left to go: edit nothing, just continue.
     let root = run.root().to_string_lossy().into_owned();
-    let resumed = bin()
-        .current_dir(&dir)
-        .args(["run", "--resume", &root])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn resume");
+    let resumed = spawn_quiet(&dir, &["run", "--resume", &root]);
     // Stop the long resumed run again after it made progress, and check the
     // step numbers continued rather than restarted.
     let progressed = wait_for(60, || {
@@ -157,12 +147,7 @@ fn kill_9_mid_epoch_then_resume_records_each_step_once_on_the_same_curve() {
     let extra = "checkpoint_minutes = 0.0015\ncheckpoint_every = 1000";
     write(&dir, "crash.toml", &tiny_gan_config("crash", 150, extra));
     write(&dir, "clean.toml", &tiny_gan_config("clean", 150, extra));
-    let mut child = bin()
-        .current_dir(&dir)
-        .args(["run", "crash.toml"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = spawn_quiet(&dir, &["run", "crash.toml"]);
     let runs_dir = dir.join("runs");
     let mid_epoch_checkpoint = wait_for(60, || {
         scintigan::store::list_runs(&runs_dir)
@@ -274,12 +259,7 @@ fn an_augmented_classifier_stopped_mid_epoch_resumes_on_the_same_batches() {
         "straight.toml",
         &augmented_classifier_config("straight", 40),
     );
-    let child = bin()
-        .current_dir(&dir)
-        .args(["run", "stopped.toml"])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let child = spawn_quiet(&dir, &["run", "stopped.toml"]);
     let runs_dir = dir.join("runs");
     let training = wait_for(60, || {
         scintigan::store::list_runs(&runs_dir)
@@ -291,11 +271,7 @@ fn an_augmented_classifier_stopped_mid_epoch_resumes_on_the_same_batches() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130));
     let stopped = only_run(&dir);
-    let (_, state) = stopped
-        .checkpoints()
-        .latest()
-        .expect("checkpoints readable")
-        .expect("a checkpoint from the stop");
+    let state = latest_checkpoint(&stopped);
     assert!(
         state.step < 1200,
         "the run ended before the stop reached it"
@@ -363,11 +339,7 @@ fn a_second_worker_on_a_running_run_is_refused_and_no_event_is_lost() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     let steps: Vec<u64> = gan_losses(&events(&run)).iter().map(|(s, _)| *s).collect();
-    let (_, state) = run
-        .checkpoints()
-        .latest()
-        .expect("checkpoints")
-        .expect("the stop's checkpoint");
+    let state = latest_checkpoint(&run);
     assert_eq!(steps, (1..=state.step).collect::<Vec<u64>>());
 }
 
@@ -395,12 +367,7 @@ fn a_nan_metric_and_an_unreadable_line_survive_a_resume() {
     std::fs::write(run.events_path(), log).expect("write events");
 
     let root = run.root().to_string_lossy().into_owned();
-    let resumed = bin()
-        .current_dir(&dir)
-        .args(["run", "--resume", &root])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let resumed = spawn_quiet(&dir, &["run", "--resume", &root]);
     let went_on = wait_for(60, || {
         events(&run)
             .iter()

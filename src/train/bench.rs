@@ -26,6 +26,12 @@ pub struct BenchRequest<'a> {
     pub precision: Precision,
     /// As `train.channels_last`.
     pub channels_last: bool,
+    /// `model.base_channels` and `model.latent_dim` (None: the defaults).
+    pub base_channels: Option<usize>,
+    pub latent_dim: Option<usize>,
+    /// `train.mode_seeking` of a GAN step; 0 (the default here) is the
+    /// literal objective the PyTorch yardstick runs.
+    pub mode_seeking: f64,
 }
 
 impl<'a> BenchRequest<'a> {
@@ -40,6 +46,9 @@ impl<'a> BenchRequest<'a> {
             device: DeviceChoice::Auto,
             precision: Precision::Fp32,
             channels_last: false,
+            base_channels: None,
+            latent_dim: None,
+            mode_seeking: 0.0,
         }
     }
 
@@ -87,6 +96,9 @@ pub fn bench(request: &BenchRequest<'_>) -> Result<BenchResult, TrainError> {
         device,
         precision,
         channels_last,
+        base_channels,
+        latent_dim,
+        mode_seeking,
     } = *request;
     let kind = match (GanArch::parse(arch), ClassifierArch::parse(arch)) {
         (Some(_), _) => "gan",
@@ -106,10 +118,22 @@ pub fn bench(request: &BenchRequest<'_>) -> Result<BenchResult, TrainError> {
             });
         }
     };
+    let mut model = String::new();
+    if let Some(b) = base_channels {
+        model.push_str(&format!(", base_channels = {b}"));
+    }
+    if let Some(l) = latent_dim {
+        model.push_str(&format!(", latent_dim = {l}"));
+    }
+    let gan_train = if kind == "gan" {
+        format!(", mode_seeking = {mode_seeking:?}")
+    } else {
+        String::new()
+    };
     let text = format!(
-        "name = \"bench\"\nkind = \"{kind}\"\nmodel = {{ arch = \"{arch}\" }}\n\
+        "name = \"bench\"\nkind = \"{kind}\"\nmodel = {{ arch = \"{arch}\"{model} }}\n\
          data = {{ image_size = [{h}, {w}] }}\n\
-         train = {{ batch_size = {batch}, device = \"{device}\", precision = \"{precision}\", channels_last = {channels_last} }}\n"
+         train = {{ batch_size = {batch}, device = \"{device}\", precision = \"{precision}\", channels_last = {channels_last}{gan_train} }}\n"
     );
     let setup = |message: String| TrainError::Setup {
         stage: "bench".into(),

@@ -93,6 +93,25 @@ pub fn spawn_run_until_training(dir: &Path, file: &str) -> std::process::Child {
     child
 }
 
+/// `scintigan ARGS` in `dir`, started in the background, stderr dropped.
+pub fn spawn_quiet(dir: &Path, args: &[&str]) -> std::process::Child {
+    bin()
+        .current_dir(dir)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn scintigan")
+}
+
+/// The state of `run`'s latest checkpoint (the test fails without one).
+pub fn latest_checkpoint(run: &RunDir) -> scintigan::store::CheckpointState {
+    run.checkpoints()
+        .latest()
+        .expect("checkpoints readable")
+        .expect("a checkpoint")
+        .1
+}
+
 /// Send `sig` (`-INT`, `-KILL`...) to process `pid` with kill(1).
 pub fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
