@@ -577,7 +577,8 @@ fn eval(
             "no images to evaluate: the run's test split is empty (data.test_fraction = 0); pass --data DIR"
         );
     }
-    let result = evaluate(trained.model.module(), &dataset, 8, predictions.is_some());
+    let result = evaluate(trained.model.module(), &dataset, 8, predictions.is_some())
+        .with_context(|| format!("{}: evaluating the classifier", run_dir.display()))?;
     let m = result.confusion.metrics();
     let classes = &dataset.classes;
     if let Some(path) = predictions {

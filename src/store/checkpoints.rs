@@ -133,9 +133,23 @@ impl CheckpointDir {
     }
 
     /// The record of the best weights of `stage`, if any were written.
-    pub fn read_best(&self, stage: &str) -> Option<BestRecord> {
-        let text = std::fs::read_to_string(self.best_dir(stage).join("best.json")).ok()?;
-        serde_json::from_str(&text).ok()
+    /// The stage's best record: `None` before its first evaluation, an
+    /// error when `best.json` is there but unreadable or damaged.
+    pub fn read_best(&self, stage: &str) -> Result<Option<BestRecord>, StoreError> {
+        let path = self.best_dir(stage).join("best.json");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                path,
+                message: format!(
+                    "{e}; the best weights beside it are kept: fix the file, or remove it to count the best accuracy anew"
+                ),
+            })
     }
 
     /// The newest checkpoint, if any, with its state.
@@ -205,5 +219,42 @@ impl CheckpointDir {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_best_record_is_an_error_not_a_fresh_start() {
+        let dir = std::env::temp_dir().join(format!("scintigan-best-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let checkpoints = CheckpointDir::new(dir.clone());
+        assert!(checkpoints.read_best("cls").unwrap().is_none(), "none yet");
+        let record = BestRecord {
+            epoch: 3,
+            step: 30,
+            accuracy: 0.75,
+        };
+        checkpoints
+            .write_best("cls", &record, |p| {
+                std::fs::write(p, b"weights").map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let read = checkpoints.read_best("cls").unwrap().expect("written");
+        assert_eq!(read.accuracy, 0.75);
+        std::fs::write(
+            checkpoints.best_dir("cls").join("best.json"),
+            "{\"epoch\": 3,",
+        )
+        .unwrap();
+        let err = checkpoints.read_best("cls").unwrap_err().to_string();
+        assert!(
+            err.contains("best.json: damaged")
+                && err.contains("the best weights beside it are kept"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

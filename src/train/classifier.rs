@@ -191,14 +191,15 @@ impl ClassifierTrainer {
     }
 
     /// Test-split loss and confusion matrix, in eval mode.
-    fn evaluate(&self) -> (f64, Confusion) {
+    fn evaluate(&self) -> Result<(f64, Confusion), TrainError> {
         let e = super::evaluate::evaluate(
             self.model.as_ref(),
             &self.test,
             self.batch_size as i64,
             false,
-        );
-        (e.loss, e.confusion)
+        )
+        .map_err(|e| TrainError::torch(&self.stage, format!("evaluating the test split: {e}")))?;
+        Ok((e.loss, e.confusion))
     }
 }
 
@@ -331,15 +332,19 @@ impl StageTrainer for ClassifierTrainer {
         if self.test.is_empty() {
             return Ok(skips);
         }
-        let (loss, confusion) = self.evaluate();
+        let (loss, confusion) = self.evaluate()?;
         let m = confusion.metrics();
         let mut events = Vec::new();
         let checkpoints = ctx.run.checkpoints();
-        let best = *self.best_accuracy.get_or_insert_with(|| {
-            checkpoints
-                .read_best(&self.stage)
-                .map_or(f64::NEG_INFINITY, |b| b.accuracy)
-        });
+        let best = match self.best_accuracy {
+            Some(best) => best,
+            // A damaged best.json stops the run rather than letting the next
+            // epoch overwrite the best weights it describes.
+            None => checkpoints
+                .read_best(&self.stage)?
+                .map_or(f64::NEG_INFINITY, |b| b.accuracy),
+        };
+        self.best_accuracy = Some(best);
         if m.accuracy > best {
             let record = BestRecord {
                 epoch,

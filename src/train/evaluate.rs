@@ -33,18 +33,19 @@ pub struct Evaluation {
     pub predictions: Vec<Prediction>,
 }
 
-/// Run `model` in eval mode over `data` in batches of `batch`.
+/// Run `model` in eval mode over `data` in batches of `batch`. A tensor
+/// that cannot be read back is an error, never a batch left out.
 pub fn evaluate(
     model: &dyn ModuleT,
     data: &Dataset,
     batch: i64,
     keep_predictions: bool,
-) -> Evaluation {
+) -> Result<Evaluation, tch::TchError> {
     let n = data.len() as i64;
     let mut confusion = Confusion::new(data.classes.len());
     let mut predictions = Vec::new();
     let mut loss = 0.0;
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<(), tch::TchError> {
         let mut start = 0;
         while start < n {
             let len = batch.max(1).min(n - start);
@@ -53,10 +54,9 @@ pub fn evaluate(
             let logits = model.forward_t(&x, false);
             let batch_loss =
                 logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, -100, 0.0);
-            loss += f64::try_from(batch_loss).unwrap_or(f64::NAN);
-            let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))
-                .unwrap_or_default();
-            let truth = Vec::<i64>::try_from(y.to_device(Device::Cpu)).unwrap_or_default();
+            loss += f64::try_from(batch_loss)?;
+            let pred = Vec::<i64>::try_from(logits.argmax(1, false).to_device(Device::Cpu))?;
+            let truth = Vec::<i64>::try_from(y.to_device(Device::Cpu))?;
             confusion.add(&truth, &pred);
             if keep_predictions {
                 let probs = logits.softmax(1, Kind::Double).to_device(Device::Cpu);
@@ -69,19 +69,19 @@ pub fn evaluate(
                             .unwrap_or_default(),
                         truth: t as usize,
                         predicted: p as usize,
-                        probabilities: Vec::<f64>::try_from(probs.get(i as i64))
-                            .unwrap_or_default(),
+                        probabilities: Vec::<f64>::try_from(probs.get(i as i64))?,
                     });
                 }
             }
             start += len;
         }
-    });
-    Evaluation {
+        Ok(())
+    })?;
+    Ok(Evaluation {
         loss: loss / n.max(1) as f64,
         confusion,
         predictions,
-    }
+    })
 }
 
 /// A classifier rebuilt from a run directory.
