@@ -392,10 +392,11 @@ impl StageTrainer for ClassifierTrainer {
         all
     }
 
-    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
         checkpoint::load_var_store(&self.vs, "model.", tensors, true)?;
-        self.amp.load_state("amp.", tensors);
-        self.opt.load_state("opt.", tensors)
+        let warnings = self.amp.load_state("amp.", tensors).into_iter().collect();
+        self.opt.load_state("opt.", tensors)?;
+        Ok(warnings)
     }
 }
 

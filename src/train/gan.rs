@@ -480,11 +480,12 @@ impl StageTrainer for GanTrainer {
         all
     }
 
-    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
         checkpoint::load_var_store(&self.g_vs, "g.", tensors, true)?;
         checkpoint::load_var_store(&self.d_vs, "d.", tensors, true)?;
-        self.amp.load_state("amp.", tensors);
+        let warnings = self.amp.load_state("amp.", tensors).into_iter().collect();
         self.opt_g.load_state("opt_g.", tensors)?;
-        self.opt_d.load_state("opt_d.", tensors)
+        self.opt_d.load_state("opt_d.", tensors)?;
+        Ok(warnings)
     }
 }

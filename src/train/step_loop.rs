@@ -49,7 +49,9 @@ pub trait StageTrainer {
     ) -> Result<Vec<Event>, TrainError>;
     /// Everything a resume needs, as named CPU tensors.
     fn checkpoint_tensors(&self) -> Vec<(String, Tensor)>;
-    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String>;
+    /// Load what [`checkpoint_tensors`](Self::checkpoint_tensors) wrote;
+    /// returns warnings about state the checkpoint lacked.
+    fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +91,13 @@ pub fn run_stage(
     if let Some((dir, state)) = &ctx.resume {
         let tensors = checkpoint::read(&dir.join(crate::store::CheckpointDir::WEIGHTS))
             .map_err(|m| ctx.torch_err(m))?;
-        trainer
+        let warnings = trainer
             .restore(&tensors)
             .map_err(|m| ctx.torch_err(format!("{}: {m}", dir.display())))?;
+        for w in warnings {
+            ctx.recorder
+                .emit(Event::warning(format!("{}: {w}", dir.display())))?;
+        }
         step = state.step;
         if state.step_in_epoch >= steps_per_epoch {
             first_epoch = state.epoch + 1;

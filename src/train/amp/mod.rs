@@ -280,10 +280,16 @@ impl MixedPrecision {
 
     /// Restore what [`MixedPrecision::state_tensors`] saved; a checkpoint
     /// written at another precision leaves the scaler fresh.
-    pub fn load_state(&mut self, prefix: &str, tensors: &HashMap<String, Tensor>) {
-        let Some(scaler) = &mut self.scaler else {
-            return;
-        };
+    /// Restore the fp16 loss scaler from a checkpoint; returns a warning
+    /// naming what the checkpoint lacked (the scaler then starts afresh at
+    /// 2^16, as a new run's does), or `None` when all was there.
+    pub fn load_state(
+        &mut self,
+        prefix: &str,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Option<String> {
+        let scaler = self.scaler.as_mut()?;
+        let mut missing = Vec::new();
         tch::no_grad(|| {
             for (key, dst) in [
                 (format!("{prefix}scale"), &mut scaler.scale),
@@ -292,11 +298,20 @@ impl MixedPrecision {
                     &mut scaler.growth_tracker,
                 ),
             ] {
-                if let Some(src) = tensors.get(&key).filter(|t| t.size() == [1]) {
-                    dst.copy_(src);
+                match tensors.get(&key).filter(|t| t.size() == [1]) {
+                    Some(src) => {
+                        dst.copy_(src);
+                    }
+                    None => missing.push(key),
                 }
             }
         });
+        (!missing.is_empty()).then(|| {
+            format!(
+                "the checkpoint has no {} (written without fp16?): the fp16 loss scale starts afresh at 2^16 and may skip a few steps while it settles",
+                missing.join(" or ")
+            )
+        })
     }
 }
 

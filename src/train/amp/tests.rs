@@ -121,8 +121,19 @@ fn the_scaler_state_survives_a_checkpoint_round_trip() {
     // Resumed, the third clean iteration in a row doubles the scale, as it
     // does in the run that never stopped.
     let mut resumed = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
-    resumed.load_state("amp.", &saved);
+    assert_eq!(resumed.load_state("amp.", &saved), None, "all there");
     assert_eq!(resumed.loss_scale(), Some(32768.0));
+    // A checkpoint without the scaler says so instead of starting afresh
+    // in silence.
+    let mut fresh = MixedPrecision::with_growth_interval(Precision::Fp16, false, Device::Cpu, 3);
+    let warning = fresh
+        .load_state("amp.", &HashMap::new())
+        .expect("a warning");
+    assert!(
+        warning.contains("amp.scale or amp.growth_tracker") && warning.contains("2^16"),
+        "{warning}"
+    );
+    assert_eq!(fresh.loss_scale(), Some(65536.0));
     assert!(iterate(&mut resumed, &mut opt, &w, 1e-3));
     assert!(iterate(&mut amp, &mut opt, &w, 1e-3));
     assert_eq!(resumed.loss_scale(), Some(65536.0));
