@@ -541,6 +541,19 @@ pub fn plan(opts: &Options) -> Result<Plan, PlanError> {
         }
         name
     };
+    // Table 3's rows: each seed's ACGAN and MU-ACGAN pipelines, scored on
+    // their bone stage.
+    let gan_rows = |configs: &mut Vec<PlannedConfig>| -> Vec<Row> {
+        [("acgan", "ACGAN"), ("mu-acgan", "MU-ACGAN")]
+            .into_iter()
+            .map(|(arch, label)| Row {
+                label: label.into(),
+                kind: RowKind::Gan,
+                runs: seeds.iter().map(|&seed| gan(arch, seed, configs)).collect(),
+                stage: "bone".into(),
+            })
+            .collect()
+    };
     let classifier_row = |label: String,
                           slug: &str,
                           arch: &str,
@@ -590,18 +603,7 @@ pub fn plan(opts: &Options) -> Result<Plan, PlanError> {
     use TrainingSet::*;
     match opts.table {
         Table::T3 => {
-            for arch in ["acgan", "mu-acgan"] {
-                let runs = seeds
-                    .iter()
-                    .map(|&seed| gan(arch, seed, &mut configs))
-                    .collect();
-                rows.push(Row {
-                    label: if arch == "acgan" { "ACGAN" } else { "MU-ACGAN" }.into(),
-                    kind: RowKind::Gan,
-                    runs,
-                    stage: "bone".into(),
-                });
-            }
+            rows.extend(gan_rows(&mut configs));
         }
         Table::T4 => {
             for set in [
@@ -633,18 +635,7 @@ pub fn plan(opts: &Options) -> Result<Plan, PlanError> {
             // The GAN pipelines behind sets 2, 3 and 5, measured as in
             // Table 3, so that a set's effect can be read against the
             // quality of the images it adds.
-            for arch in ["acgan", "mu-acgan"] {
-                let runs = seeds
-                    .iter()
-                    .map(|&seed| gan(arch, seed, &mut configs))
-                    .collect();
-                rows.push(Row {
-                    label: if arch == "acgan" { "ACGAN" } else { "MU-ACGAN" }.into(),
-                    kind: RowKind::Gan,
-                    runs,
-                    stage: "bone".into(),
-                });
-            }
+            rows.extend(gan_rows(&mut configs));
         }
         Table::T5 => {
             if weights_for(opts, "resnet34").1.is_some() {

@@ -253,16 +253,14 @@ pub fn write_report(
         "Each cell: ours · the paper's (its private data, 77 test images).\n"
     );
     let mut written = Vec::new();
-    let classifiers: Vec<RowResult> = results
-        .iter()
-        .filter(|r| r.row.kind == RowKind::Classifier)
-        .cloned()
-        .collect();
-    let gans: Vec<RowResult> = results
-        .iter()
-        .filter(|r| r.row.kind == RowKind::Gan)
-        .cloned()
-        .collect();
+    let of_kind = |kind: RowKind| -> Vec<RowResult> {
+        results
+            .iter()
+            .filter(|r| r.row.kind == kind)
+            .cloned()
+            .collect()
+    };
+    let (classifiers, gans) = (of_kind(RowKind::Classifier), of_kind(RowKind::Gan));
     if !classifiers.is_empty() {
         let paper = paper::numbers(plan.table);
         section(dir, &mut md, &mut written, &classifiers, &paper)?;

@@ -10,6 +10,7 @@
 
 use super::layers::{batch_norm2d, conv3x3, leaky_relu_02, linear_no_bias, stride2_size};
 use super::{Discriminator, Generator, HeadOptions, Judgement, ModelError, check_divisible};
+use crate::config::GanArch;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -37,7 +38,12 @@ pub struct AcganGenerator {
 }
 
 pub fn acgan_generator(p: nn::Path, dims: AcganDims) -> Result<AcganGenerator, ModelError> {
-    check_divisible("acgan", 4, dims.height, dims.width)?;
+    check_divisible(
+        "acgan",
+        GanArch::Acgan.size_divisor() as i64,
+        dims.height,
+        dims.width,
+    )?;
     let c = dims.base_channels;
     let (h0, w0) = (dims.height / 4, dims.width / 4);
     Ok(AcganGenerator {

@@ -12,6 +12,7 @@ use super::attention::CaActivation;
 use super::blocks::{Rcag, Rda, rcag, rda};
 use super::layers::{conv1x1, linear};
 use super::{Discriminator, Generator, HeadOptions, Judgement, ModelError, check_divisible};
+use crate::config::GanArch;
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
@@ -68,7 +69,12 @@ pub struct MuAcganGenerator {
 }
 
 pub fn mu_acgan_generator(p: nn::Path, dims: MuAcganDims) -> Result<MuAcganGenerator, ModelError> {
-    check_divisible("mu-acgan", 16, dims.height, dims.width)?;
+    check_divisible(
+        "mu-acgan",
+        GanArch::MuAcgan.size_divisor() as i64,
+        dims.height,
+        dims.width,
+    )?;
     let w = dims.widths();
     let k = dims.scale_channels;
     let act = dims.ca_activation;

@@ -33,7 +33,8 @@ pub struct ClassifierTrainer {
     classes: Vec<String>,
     /// This epoch's batches, made ahead (None before the first epoch).
     loader: Option<Loader>,
-    loader_spec: LoaderSpec,
+    /// Augmentation threads of the loader.
+    loader_threads: usize,
     epoch: u64,
     test: Dataset,
     batch_size: usize,
@@ -121,11 +122,7 @@ impl ClassifierTrainer {
             train,
             classes: data.train.classes,
             loader: None,
-            loader_spec: LoaderSpec {
-                batch_size: spec.train.batch_size,
-                threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
-                prefetch: 2,
-            },
+            loader_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             epoch: 0,
             test: to_device(data.test),
             batch_size: spec.train.batch_size,
@@ -220,7 +217,8 @@ impl StageTrainer for ClassifierTrainer {
         self.loader = None;
         let spec = LoaderSpec {
             batch_size,
-            ..self.loader_spec.clone()
+            threads: self.loader_threads,
+            prefetch: 2,
         };
         let items = upcoming.iter().map(|&i| i as usize).collect();
         self.loader = Some(Loader::start(self.train.clone(), &spec, epoch, items));
@@ -242,9 +240,7 @@ impl StageTrainer for ClassifierTrainer {
         let items: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
         let batch = match self.loader.as_mut() {
             // Outside an epoch (benchmarks), the same batch made here.
-            None => self
-                .train
-                .batch(self.epoch, &items, self.loader_spec.threads),
+            None => self.train.batch(self.epoch, &items, self.loader_threads),
             Some(loader) => match loader.next() {
                 Some(batch) if batch.items == items => batch,
                 other => {
