@@ -1,42 +1,76 @@
 #!/usr/bin/env bash
-# Bring up a real single-node Slurm on this machine for the Slurm executor's
-# integration tests:
+# A project-local single-node Slurm for the Slurm executor's integration
+# tests. It never reads or writes the system's Slurm or munge setup
+# (/etc/slurm, /etc/munge, /run/munge, /var/spool/slurm*): everything lives
+# in .slurm/ at the repository root, with its own munged socket and key,
+# its own slurm.conf (SLURM_CONF), ports, state, spool, logs and pid files.
+# A system Slurm on this machine is left alone, and the script says so.
 #
-#   scripts/setup-slurm.sh            # install (Debian packages) and start
-#   scripts/setup-slurm.sh --check    # exit 0 when a node is up, else 1
+#   scripts/setup-slurm.sh            # install packages if missing; start
+#   scripts/setup-slurm.sh --check    # exit 0 when the local node is up
+#   scripts/setup-slurm.sh --conf     # print the local slurm.conf's path
+#   scripts/setup-slurm.sh --stop     # stop the local daemons
 #
-# Needs root (it installs packages, writes /etc/slurm/slurm.conf and starts
-# munged, slurmctld and slurmd). Not root: it prints why it skipped and exits
-# 0, so `make test` goes on and the Slurm tests skip themselves with that
-# reason. Idempotent: a cluster that already answers `sinfo` is left alone.
+# Point Slurm's commands at it with SLURM_CONF="$(scripts/setup-slurm.sh
+# --conf)"; the tests do (tests/common/slurm.rs).
+#
+# Needs root (packages; slurmd runs jobs as their users). Not root: outside
+# CI it says why and exits 0, and the Slurm tests skip with that reason;
+# under CI=true it fails, as do those tests.
 #
 # The configuration follows ../shared/design/REFERENCES.md ("A real
 # single-node Slurm"): munge authentication, one partition `main` holding
-# this host, no accounting (jobs are tracked with squeue and scontrol), and a
-# short MinJobAge so finished jobs stay visible for the daemon's last look.
+# this host, no accounting (jobs are tracked with squeue and scontrol), and
+# a long MinJobAge so finished jobs stay visible for the daemon's last look.
 set -euo pipefail
 
-log=/tmp/setup-slurm.log
-die() { echo "error: $*" >&2; exit 1; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$root/.slurm
+conf=$dir/slurm.conf
+socket=$dir/munge/munge.socket
+log=$dir/setup.log
+die() { echo "setup-slurm: error: $*" >&2; exit 1; }
 
+# The local cluster answers and its node takes jobs.
 node_up() {
-  command -v sinfo >/dev/null || return 1
+  [[ -f $conf ]] && command -v sinfo >/dev/null || return 1
   local state
-  state=$(timeout 10 sinfo --noheader --format=%T 2>/dev/null | head -n1) || return 1
+  state=$(SLURM_CONF=$conf timeout 10 sinfo --noheader --format=%T 2>/dev/null | head -n1) || return 1
   [[ "$state" == idle* || "$state" == mix* || "$state" == alloc* ]]
 }
 
-if [[ "${1:-}" == "--check" ]]; then
-  node_up
-  exit $?
-fi
+# pid in pid file $1 is alive.
+alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+case "${1:-}" in
+  --check) node_up; exit $? ;;
+  --conf) echo "$conf"; exit 0 ;;
+  --stop)
+    for p in slurmd slurmctld; do
+      alive "$dir/run/$p.pid" && kill "$(cat "$dir/run/$p.pid")"
+    done
+    [[ -S $socket ]] && munged --stop --socket="$socket" >/dev/null 2>&1 || true
+    exit 0 ;;
+  "") ;;
+  *) die "unknown option '$1' (expected --check, --conf or --stop)" ;;
+esac
 
 node_up && exit 0
 
 if [[ $(id -u) -ne 0 ]]; then
+  if [[ "${CI:-}" == true ]]; then
+    die "not root, so no local Slurm can be installed or started, and CI=true needs the Slurm tests to run"
+  fi
   echo "setup-slurm: not root, so no local Slurm is installed or started; the Slurm tests will skip" >&2
   exit 0
 fi
+
+if [[ -e /etc/slurm/slurm.conf ]] || pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+  echo "setup-slurm: this machine has a system Slurm (/etc/slurm/slurm.conf or its daemons); leaving it alone and starting a project-local one in $dir" >&2
+fi
+
+mkdir -p "$dir"
+: >"$log"
 
 # --- packages ----------------------------------------------------------------
 pkgs=()
@@ -53,44 +87,66 @@ if ((${#pkgs[@]})); then
   fi
 fi
 
-# --- munge -------------------------------------------------------------------
-key=/etc/munge/munge.key
+# --- munge: a private daemon with its own key and socket ---------------------
+# munged wants the socket's folder searchable by all, the key private.
+mkdir -p "$dir/munge" "$dir/run" "$dir/log" "$dir/state" "$dir/spool"
+chmod 755 "$dir" "$dir/munge"
+key=$dir/munge/munge.key
 if [[ ! -s $key ]]; then
-  mkdir -p /etc/munge
   head -c 1024 /dev/urandom >"$key"
 fi
-chown munge:munge "$key"
 chmod 400 "$key"
-mkdir -p /run/munge /var/log/munge /var/lib/munge
-chown munge:munge /run/munge /var/log/munge /var/lib/munge
-if ! pgrep -x munged >/dev/null; then
-  runuser -u munge -- munged >>"$log" 2>&1 || die "munged did not start; see $log"
+if ! alive "$dir/munge/munged.pid"; then
+  rm -f "$socket"
+  munged --socket="$socket" --key-file="$key" --pid-file="$dir/munge/munged.pid" \
+    --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed" >>"$log" 2>&1 ||
+    die "munged did not start; see $log and $dir/log/munged.log"
 fi
 
 # --- slurm.conf --------------------------------------------------------------
+# Ports: the first free pair from 16817 (a system Slurm keeps 6817/6818);
+# kept across restarts once written.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ -f $conf ]] && grep -q '^SlurmctldPort=' "$conf"; then
+  ctld_port=$(sed -n 's/^SlurmctldPort=//p' "$conf")
+  slurmd_port=$(sed -n 's/^SlurmdPort=//p' "$conf")
+else
+  ctld_port=16817
+  while port_busy "$ctld_port" || port_busy $((ctld_port + 1)); do
+    ctld_port=$((ctld_port + 2))
+    ((ctld_port < 16917)) || die "no free pair of ports in 16817-16917 for slurmctld and slurmd"
+  done
+  slurmd_port=$((ctld_port + 1))
+fi
 host=$(hostname -s)
 cpus=$(nproc)
 mem_mb=$(awk '/MemTotal/ { printf "%d", $2 / 1024 * 0.9 }' /proc/meminfo)
-mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-cat >/etc/slurm/slurm.conf <<EOF
-# Written by scintigan's scripts/setup-slurm.sh: a single-node test cluster.
-ClusterName=scintigan-test
+: >"$dir/plugstack.conf"
+cat >"$conf" <<EOF
+# Written by scintigan's scripts/setup-slurm.sh: a project-local
+# single-node test cluster. Use it with SLURM_CONF=$conf
+ClusterName=scintigan-local
 SlurmctldHost=$host
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 AuthType=auth/munge
 CredType=cred/munge
+AuthInfo=socket=$socket
+PlugStackConfig=$dir/plugstack.conf
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
+MpiDefault=none
 SlurmUser=root
 SlurmdUser=root
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldLogFile=$dir/log/slurmctld.log
+SlurmdLogFile=$dir/log/slurmd.log
+SlurmctldPidFile=$dir/run/slurmctld.pid
+SlurmdPidFile=$dir/run/slurmd.pid
 ReturnToService=2
 MinJobAge=600
 KillWait=30
@@ -99,8 +155,11 @@ NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
 EOF
 
-pgrep -x slurmctld >/dev/null || slurmctld >>"$log" 2>&1 || die "slurmctld did not start; see $log and /var/log/slurm/slurmctld.log"
-pgrep -x slurmd >/dev/null || slurmd >>"$log" 2>&1 || die "slurmd did not start; see $log and /var/log/slurm/slurmd.log"
+export SLURM_CONF=$conf
+alive "$dir/run/slurmctld.pid" || slurmctld -f "$conf" >>"$log" 2>&1 ||
+  die "slurmctld did not start; see $log and $dir/log/slurmctld.log"
+alive "$dir/run/slurmd.pid" || slurmd -f "$conf" >>"$log" 2>&1 ||
+  die "slurmd did not start; see $log and $dir/log/slurmd.log"
 
 for _ in $(seq 1 60); do
   node_up && exit 0
@@ -111,4 +170,4 @@ for _ in $(seq 1 10); do
   node_up && exit 0
   sleep 1
 done
-die "Slurm started but node $host is not idle: $(sinfo --noheader 2>&1 | head -n1); see /var/log/slurm/"
+die "the local Slurm started but node $host is not idle: $(sinfo --noheader 2>&1 | head -n1); see $dir/log/"

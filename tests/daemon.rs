@@ -500,30 +500,22 @@ fn bad_messages_leave_the_daemon_serving_and_other_users_are_refused() {
     assert_eq!(mode(&p.paths().dir()), 0o700);
     assert_eq!(mode(&socket), 0o600);
 
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped the other-user check: creating a user needs root");
+    if !needs(if is_root() {
+        Ok(())
+    } else {
+        Err("the other-user check creates a Unix user, which needs root".into())
+    }) {
         return;
     }
-    let user = "scintigan-peer";
-    let _ = Command::new("useradd")
-        .args(["--no-create-home", "--shell", "/usr/sbin/nologin", user])
-        .stderr(Stdio::null())
-        .status();
-    let uid = Command::new("id")
-        .args(["-u", user])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .expect("test user created");
+    let peer = TestUser::create("scintigan-peer");
+    let (uid, gid) = (peer.uid, peer.gid);
     let try_as_other = |socket: &Path| -> String {
         use std::os::unix::process::CommandExt;
         let script = "import socket,struct,sys\ns=socket.socket(socket.AF_UNIX)\ntry:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('refused:',e.strerror); sys.exit(0)\nb=b'{\"v\":1,\"cmd\":\"list\"}'\ntry:\n s.sendall(struct.pack('>I',len(b))+b)\nexcept OSError:\n pass\nprint('reply:',s.recv(65536)[4:].decode())\n";
         let out = Command::new("python3")
             .args(["-c", script, &socket.to_string_lossy()])
             .uid(uid)
-            .gid(uid)
+            .gid(gid)
             .stdin(Stdio::null())
             .output()
             .expect("python3 as the other user");
@@ -552,6 +544,64 @@ fn bad_messages_leave_the_daemon_serving_and_other_users_are_refused() {
         "the other user saw the run list: {out}"
     );
     assert!(serving(&p));
+    drop(peer);
+    let gone = Command::new("id")
+        .arg("scintigan-peer")
+        .stderr(Stdio::null())
+        .output();
+    assert!(
+        gone.is_ok_and(|o| !o.status.success()),
+        "the test user outlived the test"
+    );
+}
+
+/// A Unix user made for one test and removed when the test ends, however
+/// it ends (its group with it).
+struct TestUser {
+    name: &'static str,
+    uid: u32,
+    gid: u32,
+}
+
+impl TestUser {
+    fn create(name: &'static str) -> Self {
+        // One left by an interrupted earlier run is removed first.
+        let _ = Command::new("userdel")
+            .arg(name)
+            .stderr(Stdio::null())
+            .status();
+        let out = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .output()
+            .expect("run useradd");
+        assert!(out.status.success(), "useradd {name}: {}", stderr(&out));
+        let id = |flag: &str| {
+            Command::new("id")
+                .args([flag, name])
+                .output()
+                .ok()
+                .and_then(|o| String::from_utf8(o.stdout).ok())
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .expect("id of the test user")
+        };
+        Self {
+            name,
+            uid: id("-u"),
+            gid: id("-g"),
+        }
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(self.name).status();
+    }
 }
 
 #[test]

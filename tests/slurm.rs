@@ -1,7 +1,8 @@
-//! The Slurm executor against a real single-node Slurm (Debian's packages,
-//! installed and started by `scripts/setup-slurm.sh`, which `make test`
-//! runs). Skipped, with the reason on stderr, only when this is not root
-//! and no Slurm answers.
+//! The Slurm executor against a real single-node Slurm (Debian's packages),
+//! a project-local one that `scripts/setup-slurm.sh` (run by `make test`)
+//! starts in `.slurm/` with its own `SLURM_CONF`, never touching a system
+//! Slurm. Without it these tests fail under `CI=true`; elsewhere they skip
+//! with the reason on stderr, only when this is not root.
 
 mod common;
 
@@ -13,9 +14,23 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-/// Whether a Slurm node is up; starts one (as root) when none is. `false`
-/// with a logged reason when this is not root.
+/// Whether the project-local Slurm node is up and its commands are on the
+/// PATH; starts it (as root) when it is not. Under `CI=true` anything
+/// missing fails the test (see [`needs`]).
 fn slurm_up() -> bool {
+    needs(slurm_ready())
+}
+
+fn slurm_ready() -> Result<(), String> {
+    for tool in ["sbatch", "squeue", "scancel", "scontrol", "sinfo"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
+        if !found {
+            return Err(format!(
+                "`{tool}` is not on the PATH, so the Slurm executor cannot be tested"
+            ));
+        }
+    }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-slurm.sh");
     let check = || {
         Command::new(script)
@@ -24,22 +39,23 @@ fn slurm_up() -> bool {
             .is_ok_and(|s| s.success())
     };
     if check() {
-        return true;
+        return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!(
-            "SKIPPED: no Slurm answers and this is not root, so scripts/setup-slurm.sh cannot install and start one"
+    if !is_root() {
+        return Err(
+            "no project-local Slurm answers and this is not root, so scripts/setup-slurm.sh cannot start one"
+                .into(),
         );
-        return false;
     }
     let out = Command::new(script).output().expect("run setup-slurm.sh");
-    assert!(
-        out.status.success() && check(),
-        "scripts/setup-slurm.sh did not bring up Slurm: {}",
-        stderr(&out)
-    );
-    true
+    if out.status.success() && check() {
+        Ok(())
+    } else {
+        Err(format!(
+            "scripts/setup-slurm.sh did not bring up Slurm: {}",
+            stderr(&out)
+        ))
+    }
 }
 
 /// Cancels this test's Slurm jobs (named `scintigan-<prefix>...`) when it
@@ -48,7 +64,7 @@ struct Jobs(&'static str);
 
 impl Drop for Jobs {
     fn drop(&mut self) {
-        let Ok(out) = Command::new("squeue")
+        let Ok(out) = slurm_command("squeue")
             .args(["--noheader", "--format=%i %j"])
             .output()
         else {
@@ -59,7 +75,7 @@ impl Drop for Jobs {
             if let Some((id, name)) = line.trim().split_once(' ')
                 && name.starts_with(&prefix)
             {
-                let _ = Command::new("scancel").arg(id).status();
+                let _ = slurm_command("scancel").arg(id).status();
             }
         }
     }
@@ -200,7 +216,10 @@ fn a_job_cancelled_with_scancel_shows_cancelled_with_that_reason_and_keeps_its_c
         "{seen:?}"
     );
 
-    let out = Command::new("scancel").arg(&job).output().expect("scancel");
+    let out = slurm_command("scancel")
+        .arg(&job)
+        .output()
+        .expect("scancel");
     assert!(out.status.success(), "{}", stderr(&out));
 
     // The worker records its stop first; the daemon then reads Slurm's

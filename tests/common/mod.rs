@@ -10,8 +10,52 @@ use std::time::{Duration, Instant};
 pub mod project;
 pub mod tmux;
 
+/// The built `scintigan`, pointed at the project-local Slurm (its daemon
+/// and the `sbatch` it runs inherit `SLURM_CONF`).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_scintigan"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scintigan"));
+    cmd.env("SLURM_CONF", slurm_conf());
+    cmd
+}
+
+/// The project-local Slurm's configuration, written by
+/// `scripts/setup-slurm.sh` (never the system's `/etc/slurm`).
+pub fn slurm_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".slurm/slurm.conf")
+}
+
+/// A Slurm command (`squeue`, `scancel`...) for the project-local Slurm.
+pub fn slurm_command(name: &str) -> Command {
+    let mut cmd = Command::new(name);
+    cmd.env("SLURM_CONF", slurm_conf());
+    cmd
+}
+
+/// Whether CI is running this (`CI=true`).
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Whether a test can have what it needs: `Ok` is yes. A missing need
+/// fails the test under `CI=true` (a test never passes by not running
+/// there); elsewhere it is skipped, printing `SKIPPED: reason`.
+pub fn needs(what: Result<(), String>) -> bool {
+    match what {
+        Ok(()) => true,
+        Err(reason) if under_ci() => {
+            panic!("{reason}; under CI=true this test must run, not skip")
+        }
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            false
+        }
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// A fresh scratch folder under the target directory, removed and remade.

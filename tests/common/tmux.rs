@@ -11,13 +11,16 @@ pub struct Tmux {
     session: String,
 }
 
-/// Whether tmux can be run here (the tests skip, saying so, when not).
+/// Whether tmux can be run here: under `CI=true` a missing tmux fails the
+/// test; elsewhere it is skipped, saying so (see [`needs`]).
 pub fn tmux_available() -> bool {
-    let ok = Command::new("tmux").arg("-V").output().is_ok();
-    if !ok {
-        eprintln!("skipped: tmux is not installed");
-    }
-    ok
+    needs(match Command::new("tmux").arg("-V").output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!("`tmux -V` failed: {}", stderr(&out).trim())),
+        Err(e) => Err(format!(
+            "tmux cannot be run ({e}); install it (Debian: apt-get install tmux)"
+        )),
+    })
 }
 
 impl Tmux {
