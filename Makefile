@@ -78,7 +78,7 @@ demo: build
 	@scripts/demo.sh
 
 # Tables 3 and 4 on phantoms, 3 seeds, under 2 hours on 2 CPU cores: the
-# report in study/runs/experiments/table4/ (STUDY_DIR picks another folder,
+# report in study/runs/experiments/table4/<tag>/ (STUDY_DIR picks another folder,
 # STUDY_SEEDS fewer seeds; see scripts/study.sh).
 study: build
 	@scripts/study.sh

@@ -12,7 +12,7 @@
 # classes with generated images, and one classifier per training set 1-5.
 # Its report measures the two GANs as Table 3 does (SSIM, diversity, real
 # ceiling per class), so Table 3 comes from the same runs. The report and
-# its charts land in $STUDY_DIR/runs/experiments/table4/, with the wall
+# its charts land in $STUDY_DIR/runs/experiments/table4/<tag>/, with the wall
 # time in study-time.txt beside them.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +24,7 @@ cd "$dir"
 start=$(date +%s)
 "$bin" experiment table4 --scale study --seeds "$seeds"
 end=$(date +%s)
-out=runs/experiments/table4
+out=runs/experiments/table4/$(cat runs/experiments/table4/latest)
 echo "experiment table4 --scale study --seeds $seeds: $(( (end - start) / 60 )) min $(( (end - start) % 60 )) s on $(nproc) cores" | tee "$out/study-time.txt"
 "$bin" daemon stop >/dev/null 2>&1 || true
 echo "report: $dir/$out/report.md"

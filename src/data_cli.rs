@@ -299,8 +299,7 @@ fn sheet(ingested: &Path, out: &Path, height: usize) -> Result<()> {
         }
         x0 += width + gap + if i % 2 == 1 { gap } else { 0 };
     }
-    canvas
-        .save(out)
+    scintigan::store::save_png_atomic(out, canvas)
         .with_context(|| format!("{}: cannot write", out.display()))?;
     Ok(())
 }

@@ -36,23 +36,23 @@ pub struct ExperimentArgs {
     /// Folder of `<arch>.safetensors` ImageNet weights (`scintigan weights import`).
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Only (re)write the report of the last invocation from its runs.
-    #[arg(long)]
-    pub report: bool,
+    /// Only (re)write a report from its runs: the last invocation's, or the
+    /// one with this tag (its folder's name under runs/experiments/TABLE/).
+    #[arg(long, value_name = "TAG", num_args = 0..=1, default_missing_value = "latest")]
+    pub report: Option<String>,
     /// Queue and return without waiting (`--report` later writes the report).
     #[arg(long)]
     pub no_wait: bool,
 }
 
-fn experiment_dir(runs_dir: &Path, table: Table) -> PathBuf {
+/// `runs/experiments/<table>/`: one folder per invocation, named by its
+/// tag, and `latest` naming the newest.
+fn table_dir(runs_dir: &Path, table: Table) -> PathBuf {
     runs_dir.join("experiments").join(table.name())
 }
 
-/// A short tag from the clock, so this invocation's run names are new.
-fn tag() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+/// Six base-36 digits of `secs`.
+fn tag_of(secs: u64) -> String {
     let mut n = secs % 36u64.pow(6);
     let mut s = String::new();
     for _ in 0..6 {
@@ -63,6 +63,69 @@ fn tag() -> String {
     s
 }
 
+/// A short tag from the clock, so this invocation's run names are new, and
+/// its folder under `table_dir`, claimed by creating it: a tag another
+/// invocation took (the same second) moves on to the next.
+fn claim_invocation(table_dir: &Path) -> Result<(String, PathBuf)> {
+    std::fs::create_dir_all(table_dir)
+        .with_context(|| format!("{}: cannot create", table_dir.display()))?;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for k in 0..1000 {
+        let tag = tag_of(secs + k);
+        let dir = table_dir.join(&tag);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((tag, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("{}: cannot create", dir.display())),
+        }
+    }
+    bail!("{}: no free invocation tag", table_dir.display())
+}
+
+/// The folder of an earlier invocation: `latest` or a tag. Reports written
+/// before invocations had folders of their own sit in the table's folder.
+fn invocation_dir(table_dir: &Path, which: &str, table: Table) -> Result<PathBuf> {
+    let tag = if which == "latest" {
+        match std::fs::read_to_string(table_dir.join("latest")) {
+            Ok(text) => text.trim().to_string(),
+            Err(_) if table_dir.join("plan.json").is_file() => {
+                return Ok(table_dir.to_path_buf());
+            }
+            Err(_) => bail!(
+                "{}: no earlier invocation of {} (run `scintigan experiment {}` first)",
+                table_dir.display(),
+                table.name(),
+                table.name()
+            ),
+        }
+    } else {
+        which.to_string()
+    };
+    let dir = table_dir.join(&tag);
+    if tag.is_empty() || tag.contains('/') || !dir.join("plan.json").is_file() {
+        let known: Vec<String> = std::fs::read_dir(table_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("plan.json").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        bail!(
+            "--report {which}: no invocation '{tag}' of {} in {} (there: {})",
+            table.name(),
+            table_dir.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    Ok(dir)
+}
+
 pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result<ExitCode> {
     let table = Table::parse(&args.table).with_context(|| {
         format!(
@@ -71,9 +134,10 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
             Table::NAMES.join(", ")
         )
     })?;
-    let dir = experiment_dir(runs_dir, table);
-    let plan_path = dir.join("plan.json");
-    if args.report {
+    let table_dir = table_dir(runs_dir, table);
+    if let Some(which) = &args.report {
+        let dir = invocation_dir(&table_dir, which, table)?;
+        let plan_path = dir.join("plan.json");
         let plan: Plan =
             serde_json::from_str(&std::fs::read_to_string(&plan_path).with_context(|| {
                 format!(
@@ -118,12 +182,25 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
             ),
             None => None,
         },
-        tag: tag(),
+        tag: String::new(),
     };
-    let plan = experiment::plan(&opts)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
-    std::fs::write(&plan_path, serde_json::to_string_pretty(&plan)?)
+    let (tag, dir) = claim_invocation(&table_dir)?;
+    let plan = match experiment::plan(&Options {
+        tag: tag.clone(),
+        ..opts
+    }) {
+        Ok(plan) => plan,
+        Err(e) => {
+            // A plan that fails leaves no folder behind.
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e.into());
+        }
+    };
+    let plan_path = dir.join("plan.json");
+    scintigan::store::write_atomic(&plan_path, serde_json::to_string_pretty(&plan)?.as_bytes())
         .with_context(|| format!("{}: cannot write", plan_path.display()))?;
+    scintigan::store::write_atomic(&table_dir.join("latest"), format!("{tag}\n").as_bytes())
+        .with_context(|| format!("{}: cannot write", table_dir.join("latest").display()))?;
     let paths = Paths::new(runs_dir, configs_dir);
     let mut client = Client::connect_or_start(&paths)?;
     for c in &plan.configs {
@@ -150,7 +227,7 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
     );
     if args.no_wait {
         println!(
-            "write the report once they finish: scintigan experiment {} --report",
+            "write the report once they finish: scintigan experiment {} --report {tag}",
             table.name()
         );
         return Ok(ExitCode::SUCCESS);

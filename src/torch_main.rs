@@ -107,7 +107,7 @@ enum Command {
         action: WeightsAction,
     },
     /// Queue one of the paper's experiments (its Tables 3-8) through the
-    /// daemon, wait for the runs, and write runs/experiments/<table>/report.md
+    /// daemon, wait for the runs, and write runs/experiments/<table>/<tag>/report.md
     /// with charts, beside the paper's numbers.
     Experiment(experiment_cli::ExperimentArgs),
     /// Data sets: synthetic phantoms, DICOM ingestion, contact sheets.
@@ -598,7 +598,8 @@ fn eval(
             }
             csv.push('\n');
         }
-        std::fs::write(path, csv).with_context(|| format!("cannot write {}", path.display()))?;
+        scintigan::store::write_atomic(path, csv.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if json {
         let value = serde_json::json!({

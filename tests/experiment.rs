@@ -61,6 +61,13 @@ fn number(cell: &str) -> f64 {
         .unwrap_or_else(|_| panic!("no number in '{cell}'"))
 }
 
+/// The folder of `table`'s newest invocation (named by `latest`).
+fn latest_dir(project: &Path, table: &str) -> PathBuf {
+    let table_dir = project.join("runs/experiments").join(table);
+    let tag = std::fs::read_to_string(table_dir.join("latest")).expect("latest");
+    table_dir.join(tag.trim())
+}
+
 fn is_png(path: &Path) {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(img.width() > 100 && img.height() > 100);
@@ -105,7 +112,7 @@ fn table4_reports_five_training_sets_with_every_metric() {
     );
     assert!(stdout.contains("table4: queued 7 configs"), "{stdout}");
     assert!(stdout.contains("7/7 ended"), "{stdout}");
-    let dir = project.0.join("runs/experiments/table4");
+    let dir = latest_dir(&project.0, "table4");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
         report.contains("/bone`"),
@@ -180,7 +187,7 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
         "exp-table3",
         &["experiment", "table3", "--scale", "smoke", "--seeds", "2"],
     );
-    let dir = project.0.join("runs/experiments/table3");
+    let dir = latest_dir(&project.0, "table3");
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     let rows = table_rows(&report);
     assert_eq!(rows.len(), 2, "{report}");
@@ -205,6 +212,51 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
     // seed train on the same images.
     assert_eq!(rows[0].1[2], rows[1].1[2], "healthy real: {report}");
     is_png(&dir.join("ssim.png"));
+
+    // A second invocation gets a folder of its own: the first's report and
+    // plan stay, and `--report TAG` still rebuilds it from its runs.
+    let out = run_in(
+        &project.0,
+        &["experiment", "table3", "--scale", "smoke", "--no-wait"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let second = latest_dir(&project.0, "table3");
+    assert_ne!(
+        second, dir,
+        "the second invocation reused the first's folder"
+    );
+    assert!(second.join("plan.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.md")).unwrap(),
+        report
+    );
+    let first_tag = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "--report {}",
+            second.file_name().unwrap().to_string_lossy()
+        )),
+        "the --no-wait hint names its own invocation"
+    );
+    std::fs::remove_file(dir.join("report.md")).unwrap();
+    let again = run_in(
+        &project.0,
+        &["experiment", "table3", "--report", &first_tag],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.md")).unwrap(),
+        report
+    );
+    // A tag that is not there says which are.
+    let bad = run_in(&project.0, &["experiment", "table3", "--report", "nosuch"]);
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("no invocation 'nosuch' of table3")
+            && stderr(&bad).contains(&first_tag),
+        "{}",
+        stderr(&bad)
+    );
 }
 
 #[test]

@@ -446,7 +446,7 @@ fn write_png16(path: &Path, pixels: &[u16], [h, w]: [usize; 2]) -> Result<(), In
                 message: "pixel buffer does not match the image size".into(),
             }
         })?;
-    img.save(path).map_err(|e| IngestError::Io {
+    crate::store::save_png_atomic(path, img).map_err(|e| IngestError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     })
@@ -464,16 +464,7 @@ fn csv_field(s: &str) -> String {
 /// Write `text` readable by its owner only (it names source files, whose
 /// paths often carry patient names or IDs).
 fn write_private(path: &Path, text: &str) -> Result<(), IngestError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(text.as_bytes()).map_err(io(path))
+    crate::store::write_atomic_private(path, text.as_bytes()).map_err(io(path))
 }
 
 /// `manifest.csv` (shareable: keys only), `sources.csv` (source key to
@@ -504,7 +495,7 @@ fn write_manifest(out: &Path, report: &IngestReport) -> Result<(), IngestError> 
         }
     }
     let path = out.join("manifest.csv");
-    std::fs::write(&path, text).map_err(io(&path))?;
+    crate::store::write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
     write_private(&out.join("sources.csv"), &sources)?;
     let mut skipped = String::from("source,reason\n");
     for (source, reason) in &report.skipped {

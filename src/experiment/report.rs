@@ -1,5 +1,5 @@
 //! Reading an experiment's finished runs and writing its report:
-//! `runs/experiments/<table>/report.md` with one PNG bar chart per metric.
+//! `runs/experiments/<table>/<tag>/report.md` with one PNG bar chart per metric.
 
 use super::plot::{Series, bar_chart};
 use super::{Plan, Row, RowKind, paper};
@@ -301,7 +301,7 @@ pub fn write_report(
         }
     }
     let path = dir.join("report.md");
-    std::fs::write(&path, md)?;
+    store::write_atomic(&path, md.as_bytes())?;
     written.insert(0, path);
     Ok(written)
 }
@@ -377,7 +377,7 @@ fn section(
         let groups: Vec<String> = cols.iter().map(|c| c.to_uppercase()).collect();
         let img = bar_chart("SSIM PER CLASS", &groups, &series, 1.0);
         let path = dir.join("ssim.png");
-        img.save(&path).map_err(std::io::Error::other)?;
+        store::save_png_atomic(&path, img)?;
         let _ = writeln!(md, "![SSIM per class](ssim.png)\n");
         written.push(path);
     } else {
@@ -397,7 +397,7 @@ fn section(
             ];
             let img = bar_chart(&c.to_uppercase(), &groups, &series, 1.0);
             let path = dir.join(format!("{c}.png"));
-            img.save(&path).map_err(std::io::Error::other)?;
+            store::save_png_atomic(&path, img)?;
             let _ = writeln!(md, "![{c}]({c}.png)");
             written.push(path);
         }

@@ -2,16 +2,48 @@
 //! rename over the target, fsync the directory.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Replace `path` with `bytes` atomically: a reader sees the old content or
 /// the new, never a mix, even if the process dies half-way.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// Replace `path` atomically with what `fill` writes into a buffered temp
+/// file beside it (temp, fsync, rename, fsync the folder). When `fill` or
+/// any step fails, the old file is untouched and the temp removed.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
+    replace(path, 0o666, fill)
+}
+
+/// [`write_atomic`] for a file only its owner may read (mode 0600 from the
+/// start: the temp is never readable by others either).
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace(path, 0o600, |w| w.write_all(bytes))
+}
+
+fn replace(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = temp_sibling(path);
     let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        let mut file = BufWriter::new(file);
+        fill(&mut file)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))
@@ -22,14 +54,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Write `image` as a PNG at `path`, atomically (see [`write_atomic_with`]).
+pub fn save_png_atomic(path: &Path, image: impl Into<image::DynamicImage>) -> io::Result<()> {
+    let image = image.into();
+    write_atomic_with(path, |w| {
+        image
+            .write_to(w, image::ImageFormat::Png)
+            .map_err(io::Error::other)
+    })
+}
+
 /// A hidden temp name in the same directory (so the rename stays on one
-/// file system), unique per process.
+/// file system), unique per process and call.
 pub fn temp_sibling(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
 /// fsync a directory so a rename inside it is durable.
@@ -55,6 +99,29 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_fill_keeps_the_old_file_and_leaves_no_temp() {
+        let dir =
+            std::env::temp_dir().join(format!("scintigan-atomic-fail-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("report.md");
+        write_atomic(&target, b"first report").unwrap();
+        let err = write_atomic_with(&target, |w| {
+            w.write_all(b"half a sec")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+        assert_eq!(fs::read(&target).unwrap(), b"first report");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        // A PNG goes through the same helper and reads back.
+        let png = dir.join("grid.png");
+        let img = image::GrayImage::from_fn(5, 3, |x, y| image::Luma([(x * 40 + y) as u8]));
+        save_png_atomic(&png, img.clone()).unwrap();
+        assert_eq!(image::open(&png).unwrap().to_luma8(), img);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

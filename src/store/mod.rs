@@ -18,7 +18,9 @@ pub mod lock;
 mod status;
 mod time;
 
-pub use atomic::{sync_dir, temp_sibling, write_atomic};
+pub use atomic::{
+    save_png_atomic, sync_dir, temp_sibling, write_atomic, write_atomic_private, write_atomic_with,
+};
 pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
 pub use control::ControlRequest;
 pub use events::{

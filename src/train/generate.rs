@@ -82,7 +82,7 @@ pub fn run_generate(
                     w as u32, h as u32, buf,
                 )
                 .ok_or_else(|| err("generated image has the wrong size".into()))?;
-                img.save(dir.join(&name))
+                crate::store::save_png_atomic(&dir.join(&name), img)
                     .map_err(|e| err(format!("{}: {e}", dir.join(&name).display())))?;
                 manifest.push_str(&format!("{class}/{name},{class},{}\n", weights.display()));
             }

@@ -1,6 +1,5 @@
 //! PNG output of generated images.
 
-use std::io::BufWriter;
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -66,11 +65,15 @@ fn write_png(
     color: png::ColorType,
     data: &[u8],
 ) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut enc = png::Encoder::new(BufWriter::new(file), width as u32, height as u32);
-    enc.set_color(color);
-    enc.set_depth(png::BitDepth::Eight);
-    let mut writer = enc.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(data).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())
+    crate::store::write_atomic_with(path, |file| {
+        let mut enc = png::Encoder::new(file, width as u32, height as u32);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(std::io::Error::other)?;
+        writer
+            .write_image_data(data)
+            .map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
+    })
+    .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -421,7 +421,7 @@ pub fn write_bone_phantoms(
         }
     }
     let labels_path = out.join("labels.csv");
-    std::fs::write(&labels_path, labels).map_err(io_err(&labels_path))?;
+    crate::store::write_atomic(&labels_path, labels.as_bytes()).map_err(io_err(&labels_path))?;
     Ok(PhantomSummary {
         patients_per_class: per_class,
         files,
@@ -450,16 +450,14 @@ pub fn write_chest_phantoms(
                 .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
                 .collect();
             let path = dir.join(format!("{}-{}.png", CHEST_CLASSES[class], i + 1));
-            image::GrayImage::from_raw(size as u32, size as u32, bytes)
-                .ok_or_else(|| WriteError::Io {
-                    path: path.clone(),
-                    message: "image buffer size".into(),
-                })?
-                .save(&path)
-                .map_err(|e| WriteError::Io {
-                    path: path.clone(),
-                    message: e.to_string(),
+            let img =
+                image::GrayImage::from_raw(size as u32, size as u32, bytes).ok_or_else(|| {
+                    WriteError::Io {
+                        path: path.clone(),
+                        message: "image buffer size".into(),
+                    }
                 })?;
+            crate::store::save_png_atomic(&path, img).map_err(io_err(&path))?;
         }
     }
     Ok(per_class)
