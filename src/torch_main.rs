@@ -358,7 +358,15 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
             );
             Ok(ExitCode::from(130))
         }
-        Err(e) => bail!("run {} failed: {e}", run.id()),
+        Err(e) => match run.status() {
+            // Stopped for a cause outside the run (a full disk): it waits.
+            Ok(status) if status.state == RunState::Paused => bail!(
+                "run {} paused: {}",
+                run.id(),
+                status.exit_reason.unwrap_or_else(|| e.to_string())
+            ),
+            _ => bail!("run {} failed: {e}", run.id()),
+        },
     }
 }
 

@@ -6,7 +6,9 @@
 //! ever recorded twice, and continues.
 
 use crate::config::{InitFrom, Precision, RunSpec, StageKind, StageSpec};
-use crate::store::{self, CheckpointDir, ControlRequest, Event, EventRecord, RunDir, RunState};
+use crate::store::{
+    self, CheckpointDir, ControlRequest, Event, EventRecord, RunDir, RunState, StoreError,
+};
 use crate::train::{
     self, Recorder, StageContext, StageOutcome, TrainError, checkpoint,
     classifier::ClassifierTrainer, gan::GanTrainer, generate,
@@ -102,6 +104,19 @@ pub fn execute(
                 "stopped on request at step {step} of stage '{stage}' (checkpoint written); continue with: {}",
                 if std::env::var_os(crate::daemon::UNDER_DAEMON).is_some() {
                     format!("scintigan retry {}", run.id())
+                } else {
+                    format!("scintigan run --resume {}", run.root().display())
+                }
+            )),
+        ),
+        // Out of disk: nothing is wrong with the run, and retrying it
+        // would only fill the disk again. Paused, it waits for the user.
+        Err(TrainError::Store(e @ StoreError::DiskFull { .. })) => (
+            RunState::Paused,
+            Some(format!(
+                "{e}: {}",
+                if std::env::var_os(crate::daemon::UNDER_DAEMON).is_some() {
+                    format!("scintigan resume {}", run.id())
                 } else {
                     format!("scintigan run --resume {}", run.root().display())
                 }

@@ -736,3 +736,101 @@ fn daemon_stop_with_stop_runs_checkpoints_them_and_resume_continues() {
     p.wait_state("st", "done", 120);
     assert_each_step_once(&events(&run), 900);
 }
+
+/// A size-limited tmpfs mounted at a test's folder, unmounted (lazily, so
+/// a process still inside does not keep it) when the test ends.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, megabytes: u32) -> Self {
+        std::fs::create_dir_all(at).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "mount tmpfs: {}", stderr(&out));
+        Self(at.to_path_buf())
+    }
+    fn resize(&self, megabytes: u32) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}m")])
+            .arg(&self.0)
+            .output()
+            .expect("run mount");
+        assert!(out.status.success(), "remount tmpfs: {}", stderr(&out));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_pauses_the_run_with_its_reason_leaves_no_partial_checkpoint_and_is_not_retried() {
+    if !needs(if is_root() {
+        Ok(())
+    } else {
+        Err("the disk-full test mounts a size-limited tmpfs, which needs root".into())
+    }) {
+        return;
+    }
+    let p = Project::new("daemon-disk-full", "");
+    // runs/ on 36 MB: one 22 MB checkpoint of this GAN fits, a second not.
+    let disk = Tmpfs::mount(&p.dir.join("runs"), 36);
+    std::fs::create_dir_all(p.dir.join("runs/.daemon")).expect("runs");
+    std::fs::write(p.dir.join("runs/.daemon/daemon.toml"), "").expect("settings");
+    p.config(
+        "big.toml",
+        "name = \"big\"\nkind = \"gan\"\n\
+         data = { source = \"phantom-bone\", image_size = [32, 16], per_class = 4 }\n\
+         model = { arch = \"acgan\", latent_dim = 64, base_channels = 48 }\n\
+         train = { epochs = 3, batch_size = 4, device = \"cpu\", checkpoint_every = 1, ssim_every = 0 }\n",
+    );
+    p.ok(&["daemon"]);
+    let paused = p.wait_state("big", "paused", 120);
+    let reason = paused.reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("disk full: ")
+            && reason.contains("free in ")
+            && reason.contains("a checkpoint needs about")
+            && reason.contains(&format!("scintigan resume {}", paused.id)),
+        "{reason}"
+    );
+    // No partial checkpoint; the epoch-1 one stays and `latest` names it.
+    let run = p.run_dir(&paused.id);
+    let names: Vec<String> = std::fs::read_dir(run.checkpoints_dir())
+        .expect("checkpoints")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with(".tmp-")),
+        "a partial checkpoint was left: {names:?}"
+    );
+    assert_eq!(latest_checkpoint(&run).epoch, 1, "{names:?}");
+    // Not retried: it stays paused, with no worker and no restart.
+    std::thread::sleep(Duration::from_secs(3));
+    let still = p.run_named("big").expect("run");
+    assert_eq!(
+        (still.state.as_str(), still.pid, still.retries),
+        ("paused", None, 0)
+    );
+    assert!(
+        !events(&run).iter().any(|r| matches!(&r.event,
+            Event::Log { message, .. } if message.contains("worker died"))),
+        "the daemon treated the pause as a dead worker"
+    );
+    // With space freed, resume continues from the kept checkpoint.
+    disk.resize(120);
+    p.ok(&["resume", &paused.id]);
+    let done = p.wait_state("big", "done", 120);
+    assert_eq!(done.retries, 0);
+    let resumed = events(&run)
+        .iter()
+        .filter(|r| matches!(r.event, Event::Resumed { step, .. } if step > 0))
+        .count();
+    assert_eq!(resumed, 1, "continued from the epoch-1 checkpoint");
+}

@@ -5,7 +5,7 @@
 //! written under a hidden temp name and renamed into place; then the text
 //! file `latest` is replaced atomically with the folder's name.
 
-use super::{StoreError, atomic};
+use super::{StoreError, atomic, space};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,39 @@ fn fill_folder(
     atomic::write_atomic(&dir.join(json_name), &json).map_err(|e| StoreError::io(dir, e))
 }
 
+/// [`fill_folder`] into the temp folder `tmp` inside `dir`, after checking
+/// that `dir`'s disk has room for `bytes`. On any failure the temp folder
+/// is removed; one that ran out of space part-way (ENOSPC, or the disk
+/// found all but full before the clean-up, whatever words the writer used)
+/// becomes [`StoreError::DiskFull`] with the space free after the clean-up.
+fn fill_or_clean(
+    dir: &Path,
+    tmp: &Path,
+    bytes: u64,
+    write_weights: impl FnOnce(&Path) -> Result<(), String>,
+    json_name: &str,
+    record: &impl Serialize,
+) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    space::ensure_space(dir, bytes)?;
+    let result = fill_folder(tmp, write_weights, json_name, record);
+    if let Err(e) = result {
+        let out_of_space = space::is_out_of_space(&e)
+            || space::disk_space(dir).is_some_and(|(free, _)| free < space::with_margin(0));
+        let _ = std::fs::remove_dir_all(tmp);
+        if out_of_space {
+            let free = space::disk_space(dir).map_or(0, |(free, _)| free);
+            return Err(StoreError::DiskFull {
+                dir: dir.to_path_buf(),
+                free,
+                needed: space::with_margin(bytes).max(free + 1),
+            });
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
     dir: PathBuf,
@@ -80,17 +113,23 @@ impl CheckpointDir {
         format!("{stage}-e{epoch:04}-s{step:07}")
     }
 
-    /// Write a checkpoint: `write_weights` receives the path of the
-    /// safetensors file to create. Returns the finished folder.
+    /// Write a checkpoint of about `bytes` (its tensors' size):
+    /// `write_weights` receives the path of the safetensors file to create.
+    /// Returns the finished folder.
+    ///
+    /// Refused with [`StoreError::DiskFull`] before anything is written when
+    /// the disk lacks the space; a write that fails part-way leaves no temp
+    /// folder behind, and the previous checkpoints and `latest` untouched.
     pub fn write(
         &self,
         state: &CheckpointState,
+        bytes: u64,
         write_weights: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<PathBuf, StoreError> {
         let name = Self::name_for(&state.stage, state.epoch, state.step);
         let final_dir = self.dir.join(&name);
         let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
-        fill_folder(&tmp, write_weights, STATE_FILE, state)?;
+        fill_or_clean(&self.dir, &tmp, bytes, write_weights, STATE_FILE, state)?;
         if final_dir.exists() {
             std::fs::remove_dir_all(&final_dir).map_err(|e| StoreError::io(&final_dir, e))?;
         }
@@ -114,13 +153,14 @@ impl CheckpointDir {
         &self,
         stage: &str,
         record: &BestRecord,
+        bytes: u64,
         write_weights: impl FnOnce(&Path) -> Result<(), String>,
     ) -> Result<PathBuf, StoreError> {
         let parent = self.dir.join("best");
         std::fs::create_dir_all(&parent).map_err(|e| StoreError::io(&parent, e))?;
         let pid = std::process::id();
         let tmp = parent.join(format!(".tmp-{stage}-{pid}"));
-        fill_folder(&tmp, write_weights, "best.json", record)?;
+        fill_or_clean(&parent, &tmp, bytes, write_weights, "best.json", record)?;
         let target = self.best_dir(stage);
         let old = parent.join(format!(".old-{stage}-{pid}"));
         if target.exists() {
@@ -227,6 +267,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_that_runs_out_of_space_leaves_no_temp_and_keeps_the_last_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("scintigan-enospc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let checkpoints = CheckpointDir::new(dir.clone());
+        let state = |step| CheckpointState {
+            stage: "gan".into(),
+            epoch: 1,
+            step,
+            step_in_epoch: step,
+            stage_complete: false,
+            written_at: 0.0,
+        };
+        checkpoints
+            .write(&state(1), 4, |p| {
+                std::fs::write(p, b"good").map_err(|e| e.to_string())
+            })
+            .unwrap();
+        // The writer got half-way, then the disk filled (in its own words).
+        let err = checkpoints
+            .write(&state(2), 4, |p| {
+                std::fs::write(p, b"ha").map_err(|e| e.to_string())?;
+                Err("I/O error: No space left on device (os error 28)".into())
+            })
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
+        assert!(err.to_string().starts_with("disk full: "), "{err}");
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.starts_with(".tmp-")), "{names:?}");
+        let (_, latest) = checkpoints.latest().unwrap().expect("kept");
+        assert_eq!(latest.step, 1);
+        // Any other failure stays what it was, and is cleaned up too.
+        let err = checkpoints
+            .write(&state(3), 4, |_| Err("tensor on a lost device".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("tensor on a lost device"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            2,
+            "the checkpoint and latest"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
     fn a_damaged_best_record_is_an_error_not_a_fresh_start() {
         let dir = std::env::temp_dir().join(format!("scintigan-best-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -238,7 +326,7 @@ mod tests {
             accuracy: 0.75,
         };
         checkpoints
-            .write_best("cls", &record, |p| {
+            .write_best("cls", &record, 7, |p| {
                 std::fs::write(p, b"weights").map_err(|e| e.to_string())
             })
             .unwrap();

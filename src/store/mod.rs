@@ -15,6 +15,7 @@ mod checkpoints;
 mod control;
 mod events;
 pub mod lock;
+pub mod space;
 mod status;
 mod time;
 
@@ -49,6 +50,17 @@ pub enum StoreError {
     NotARun { path: PathBuf },
     #[error("{path}: frozen config is invalid: {message}")]
     BadConfig { path: PathBuf, message: String },
+    #[error(
+        "disk full: {} free in {}, a checkpoint needs about {}; free some space there, then continue the run",
+        space::human_bytes(*free),
+        dir.display(),
+        space::human_bytes(*needed)
+    )]
+    DiskFull {
+        dir: PathBuf,
+        free: u64,
+        needed: u64,
+    },
 }
 
 impl StoreError {

@@ -25,6 +25,15 @@ pub fn var_store_tensors(vs: &nn::VarStore, prefix: &str) -> Vec<(String, Tensor
     out
 }
 
+/// Bytes of tensor data `tensors` hold: what a safetensors file of them
+/// needs, less its small header.
+pub fn payload_bytes(tensors: &[(String, Tensor)]) -> u64 {
+    tensors
+        .iter()
+        .map(|(_, t)| t.numel() as u64 * t.kind().elt_size_in_bytes() as u64)
+        .sum()
+}
+
 pub fn write(tensors: &[(String, Tensor)], path: &Path) -> Result<(), String> {
     Tensor::write_safetensors(tensors, path).map_err(|e| e.to_string())
 }

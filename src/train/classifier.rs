@@ -348,8 +348,10 @@ impl StageTrainer for ClassifierTrainer {
                 accuracy: m.accuracy,
             };
             let tensors = checkpoint::var_store_tensors(&self.vs, "model.");
-            let dir =
-                checkpoints.write_best(&self.stage, &record, |p| checkpoint::write(&tensors, p))?;
+            let bytes = checkpoint::payload_bytes(&tensors);
+            let dir = checkpoints.write_best(&self.stage, &record, bytes, |p| {
+                checkpoint::write(&tensors, p)
+            })?;
             self.best_accuracy = Some(m.accuracy);
             events.push(Event::info(format!(
                 "new best test accuracy {:.4} at epoch {epoch}; weights in {}",

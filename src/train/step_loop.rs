@@ -226,7 +226,8 @@ fn save(
     };
     let tensors = trainer.checkpoint_tensors();
     let checkpoints: CheckpointDir = ctx.run.checkpoints();
-    let dir = checkpoints.write(&state, |path| checkpoint::write(&tensors, path))?;
+    let bytes = checkpoint::payload_bytes(&tensors);
+    let dir = checkpoints.write(&state, bytes, |path| checkpoint::write(&tensors, path))?;
     checkpoints.prune(KEEP_CHECKPOINTS)?;
     let rel = dir
         .strip_prefix(ctx.run.root())

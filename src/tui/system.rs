@@ -55,7 +55,7 @@ impl Sampler {
         if let Some((used, total)) = memory() {
             (info.mem_used_bytes, info.mem_total_bytes) = (used, total);
         }
-        if let Some((free, total)) = disk(runs_dir) {
+        if let Some((free, total)) = crate::store::space::disk_space(runs_dir) {
             (info.disk_free_bytes, info.disk_total_bytes) = (free, total);
         }
         if self
@@ -99,20 +99,6 @@ fn memory() -> Option<(u64, u64)> {
     let total = field("MemTotal:")?;
     let available = field("MemAvailable:")?;
     Some((total.saturating_sub(available), total))
-}
-
-/// (free, total) bytes of the file system holding `path`.
-fn disk(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we pass.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    if rc != 0 {
-        return None;
-    }
-    let unit = s.f_frsize as u64;
-    Some((s.f_bavail as u64 * unit, s.f_blocks as u64 * unit))
 }
 
 /// The GPUs as `nvidia-smi` reports them, or why there are none.
