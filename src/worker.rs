@@ -26,6 +26,12 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Hold at the next step boundary.
     pub pause: Arc<AtomicBool>,
+    /// The last request understood asked to free the device (pause with
+    /// release): a stop then ends the run paused, not cancelled.
+    pub release: Arc<AtomicBool>,
+    /// Warnings from the control thread, recorded as `warn` events by the
+    /// step loop (the only writer of `events.jsonl`).
+    pub notices: Arc<train::Notices>,
     /// Set with `stop` by SIGUSR1, which Slurm sends ahead of a job's time
     /// limit (`signal_lead`): the run ends queued, to be resubmitted.
     pub time_limit: Arc<AtomicBool>,
@@ -88,16 +94,12 @@ pub fn execute(
                 )),
             )
         }
-        Ok(WorkerOutcome::Stopped { stage, step })
-            if ControlRequest::read(&run.control_path()).release =>
-        {
-            (
-                RunState::Paused,
-                Some(format!(
-                    "paused at step {step} of stage '{stage}' with the device released (checkpoint written)"
-                )),
-            )
-        }
+        Ok(WorkerOutcome::Stopped { stage, step }) if control.release.load(Ordering::SeqCst) => (
+            RunState::Paused,
+            Some(format!(
+                "paused at step {step} of stage '{stage}' with the device released (checkpoint written)"
+            )),
+        ),
         Ok(WorkerOutcome::Stopped { stage, step }) => (
             RunState::Cancelled,
             Some(format!(
@@ -148,10 +150,26 @@ fn follow_control(run: &RunDir, control: &Control, finished: &AtomicBool) {
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != seen {
             seen = modified;
-            let req = ControlRequest::read(&path);
-            control.pause.store(req.pause, Ordering::SeqCst);
-            if req.cancel || (req.pause && req.release) {
-                control.stop.store(true, Ordering::SeqCst);
+            match ControlRequest::read(&path) {
+                Ok(req) => {
+                    control.pause.store(req.pause, Ordering::SeqCst);
+                    control
+                        .release
+                        .store(req.pause && req.release, Ordering::SeqCst);
+                    if req.cancel || (req.pause && req.release) {
+                        control.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                // Not silence: the run goes on as last asked, and says so.
+                Err(e) => {
+                    let pause = control.pause.load(Ordering::SeqCst);
+                    let message = format!(
+                        "{e}; ignored, the last request stands ({})",
+                        if pause { "paused" } else { "running" }
+                    );
+                    tracing::warn!("{message}");
+                    control.notices.push(message);
+                }
             }
         }
         if beat.elapsed() >= HEARTBEAT_EVERY {
@@ -265,6 +283,7 @@ fn execute_stages(
             recorder,
             stop: &control.stop,
             pause: &control.pause,
+            notices: &control.notices,
             progress: &control.progress,
             resume: resume.take(),
             init,

@@ -399,3 +399,31 @@ fn a_nan_metric_and_an_unreadable_line_survive_a_resume() {
         "{worker_log}"
     );
 }
+
+#[test]
+fn a_damaged_control_file_is_reported_and_the_last_request_stands() {
+    let dir = scratch("control-damaged");
+    write(&dir, "long.toml", &tiny_gan_config("long", 400, ""));
+    let mut child = spawn_run_until_training(&dir, "long.toml");
+    let run = only_run(&dir);
+    scintigan::store::write_atomic(&run.control_path(), b"{\"pause\": tru").expect("control.json");
+    let warned = wait_for(30, || {
+        events(&run).iter().any(|r| {
+            matches!(&r.event, Event::Log { level, message }
+                if level == "warn" && message.contains("control.json: not a control request")
+                    && message.contains("the last request stands (running)"))
+        })
+    });
+    assert!(warned, "no warn event for the damaged control.json");
+    // It went on training, and a good request after the bad one is obeyed.
+    let at = gan_losses(&events(&run)).len();
+    assert!(wait_for(30, || gan_losses(&events(&run)).len() > at + 5));
+    scintigan::store::write_atomic(&run.control_path(), b"{\"cancel\": true}")
+        .expect("control.json");
+    let stopped = wait_for(30, || child.try_wait().ok().flatten().is_some());
+    assert!(
+        stopped,
+        "the cancel request after the damaged one was ignored"
+    );
+    assert_eq!(run.status().expect("status").state, RunState::Cancelled);
+}

@@ -23,13 +23,21 @@ pub struct ControlRequest {
 }
 
 impl ControlRequest {
-    /// The request in `path`; none (all false) when the file is missing or
-    /// unreadable.
-    pub fn read(path: &Path) -> Self {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+    /// The request in `path`: none (all false) when there is no file; an
+    /// error naming the file when it is there but cannot be read or is not
+    /// a request (the caller keeps the last request it understood).
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => return Err(format!("{}: cannot read: {e}", path.display())),
+        };
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}: not a control request ({e}); expected e.g. {{\"pause\": true}}",
+                path.display()
+            )
+        })
     }
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
@@ -43,20 +51,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn missing_or_damaged_file_means_no_request() {
+    fn a_missing_file_is_no_request_and_a_damaged_one_an_error() {
         let dir = std::env::temp_dir().join(format!("scintigan-control-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("control.json");
-        assert_eq!(ControlRequest::read(&path), ControlRequest::default());
+        assert_eq!(ControlRequest::read(&path), Ok(ControlRequest::default()));
         std::fs::write(&path, "{not json").unwrap();
-        assert_eq!(ControlRequest::read(&path), ControlRequest::default());
+        let err = ControlRequest::read(&path).unwrap_err();
+        assert!(err.contains("control.json: not a control request"), "{err}");
         let req = ControlRequest {
             pause: true,
             release: true,
             cancel: false,
         };
         req.write(&path).unwrap();
-        assert_eq!(ControlRequest::read(&path), req);
+        assert_eq!(ControlRequest::read(&path), Ok(req));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -119,6 +119,29 @@ impl<'a> Recorder<'a> {
 
 /// Where the running stage is, shared with the worker's heartbeat thread
 /// (which records it in `status.json` every few seconds).
+/// Messages other threads of a worker leave for the event log, which only
+/// the step loop writes.
+#[derive(Debug, Default)]
+pub struct Notices(std::sync::Mutex<Vec<String>>);
+
+impl Notices {
+    pub fn push(&self, message: String) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(message);
+    }
+    /// Everything pushed since the last call.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Progress {
     pub epoch: std::sync::atomic::AtomicU64,
@@ -150,6 +173,8 @@ pub struct StageContext<'r, 'a> {
     pub stop: &'r AtomicBool,
     /// Hold at the next step boundary while set (unless `stop` is set).
     pub pause: &'r AtomicBool,
+    /// Warnings from other threads, emitted at the next step boundary.
+    pub notices: &'r Notices,
     pub progress: &'r Progress,
     /// Continue from this checkpoint of this stage.
     pub resume: Option<(PathBuf, CheckpointState)>,

@@ -137,6 +137,9 @@ pub fn run_stage(
             if epoch == first_epoch && k < skip {
                 continue;
             }
+            for message in ctx.notices.take() {
+                ctx.recorder.emit(Event::warning(message))?;
+            }
             if ctx.pause.load(Ordering::SeqCst) && !ctx.stop.load(Ordering::SeqCst) {
                 hold(ctx, step)?;
             }
