@@ -323,7 +323,7 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
         }
     };
     // Before anything is written: one worker per run directory.
-    let _lock = store::lock::acquire(run.root())?;
+    let lock = store::lock::acquire(run.root())?;
     init_logging(&run)?;
     // A libtorch error surfaces as a panic inside tch; the worker turns it
     // into a failed run with a one-line reason. Keep the full text (a C++
@@ -344,7 +344,7 @@ fn run(target: &Path, resume: bool, runs_dir: &Path, show_progress: bool) -> Res
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(stop))?;
     eprintln!("run {} in {}", run.id(), run.root().display());
     let mut bar = progress::Progress::new(show_progress);
-    let outcome = worker::execute(&run, &control, |rec| bar.observe(rec));
+    let outcome = worker::execute(&run, &lock, &control, |rec| bar.observe(rec));
     bar.finish();
     match outcome {
         Ok(WorkerOutcome::Done) => {

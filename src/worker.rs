@@ -59,6 +59,7 @@ pub enum WorkerOutcome {
 /// event as it is recorded; `stop` is polled at step boundaries.
 pub fn execute(
     run: &RunDir,
+    lock: &store::lock::RunLock,
     control: &Control,
     observer: impl FnMut(&EventRecord),
 ) -> Result<WorkerOutcome, TrainError> {
@@ -75,7 +76,7 @@ pub fn execute(
     let attempt = std::thread::scope(|scope| {
         scope.spawn(|| follow_control(run, control, &finished));
         let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            execute_stages(run, &spec, control, &mut recorder)
+            execute_stages(run, lock, &spec, control, &mut recorder)
         }));
         finished.store(true, Ordering::SeqCst);
         attempt
@@ -185,6 +186,7 @@ fn follow_control(run: &RunDir, control: &Control, finished: &AtomicBool) {
 
 fn execute_stages(
     run: &RunDir,
+    lock: &store::lock::RunLock,
     spec: &RunSpec,
     control: &Control,
     recorder: &mut Recorder<'_>,
@@ -218,7 +220,7 @@ fn execute_stages(
         current.map(|s| s.name.clone()).unwrap_or_default(),
         resume.as_ref().map_or(0, |(_, s)| s.step),
     );
-    let retained = recorder.retain(|rec| match rec.event.position() {
+    let retained = recorder.retain(lock, |rec| match rec.event.position() {
         None => true,
         Some((stage, step)) => {
             completed.iter().any(|c| c == stage) || (stage == cur_name && step <= cur_step)

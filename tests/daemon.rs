@@ -834,3 +834,36 @@ fn a_full_disk_pauses_the_run_with_its_reason_leaves_no_partial_checkpoint_and_i
         .count();
     assert_eq!(resumed, 1, "continued from the epoch-1 checkpoint");
 }
+
+#[test]
+fn a_foreground_resume_of_a_daemon_run_is_refused_and_no_event_is_lost() {
+    let p = Project::new("daemon-lock", "");
+    p.ok(&["daemon"]);
+    p.config("locked.toml", &long_config("locked", 150));
+    let running = p.wait_state("locked", "running", 30);
+    let run = p.run_dir(&running.id);
+    assert!(
+        wait_for(60, || gan_losses(&events(&run)).len() >= 20),
+        "no 20 steps within 60 s"
+    );
+    let worker = run.status().expect("status").pid.expect("worker pid");
+    let root = run.root().to_string_lossy().into_owned();
+    let out = p.cli(&["run", "--resume", &root]);
+    assert!(!out.status.success(), "a second worker was let in");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("already being worked by pid {worker} on ")),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    // The daemon's worker goes on to the end: nothing cut, nothing retried.
+    let done = p.wait_state("locked", "done", 180);
+    assert_eq!(done.retries, 0);
+    assert_each_step_once(&events(&run), 900);
+    assert!(
+        !events(&run)
+            .iter()
+            .any(|r| matches!(r.event, Event::Resumed { .. })),
+        "the run was restarted"
+    );
+}

@@ -463,6 +463,15 @@ impl Core {
                 self.held.insert(id.clone(), reason);
                 continue;
             }
+            // A foreground `run --resume` (or another daemon's worker) has
+            // it: a worker of ours would only be refused.
+            if let Some(holder) = store::lock::holder(run.root()) {
+                self.held.insert(
+                    id.clone(),
+                    format!("waiting: worked by {holder} outside this daemon"),
+                );
+                continue;
+            }
             if spec.executor.unwrap_or(self.settings.executor) == config::Executor::Slurm {
                 match self.submit_job(run, &spec) {
                     Ok(job) => tracing::info!("submitted {id} as Slurm job {job}"),

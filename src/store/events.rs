@@ -406,7 +406,25 @@ impl EventWriter {
     /// do not parse are never deleted: they move, verbatim, to
     /// [`REJECTED_FILE`] beside the log. Returns how many records were
     /// dropped and how many lines moved.
-    pub fn retain(&mut self, keep: impl Fn(&EventRecord) -> bool) -> io::Result<Retained> {
+    ///
+    /// Only the holder of the run's lock may cut its log (a second worker
+    /// would delete the first's events): `lock` must be the lock on the
+    /// folder holding this log.
+    pub fn retain(
+        &mut self,
+        lock: &super::lock::RunLock,
+        keep: impl Fn(&EventRecord) -> bool,
+    ) -> io::Result<Retained> {
+        let same = |a: &Path, b: &Path| {
+            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+        };
+        if !self.path.parent().is_some_and(|dir| same(dir, lock.root())) {
+            return Err(io::Error::other(format!(
+                "{}: not cut: only the holder of this run's lock may cut its event log, and the lock held is on {}",
+                self.path.display(),
+                lock.root().display()
+            )));
+        }
         let history = read_events(&self.path)?;
         let before = history.records.len();
         if !history.unparsed.is_empty() {
@@ -494,6 +512,21 @@ mod tests {
     }
 
     #[test]
+    fn only_the_holder_of_the_runs_lock_may_cut_its_log() {
+        let path = temp_file("cut-lock");
+        let _ = std::fs::remove_file(&path);
+        let mut w = EventWriter::open(&path).unwrap();
+        w.append(Event::info("one".into())).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let elsewhere = path.parent().unwrap().join("another-run");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let other = super::super::lock::acquire(&elsewhere).unwrap();
+        let err = w.retain(&other, |_| false).unwrap_err().to_string();
+        assert!(err.contains("only the holder of this run's lock"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "nothing cut");
+    }
+
+    #[test]
     fn retain_drops_records_and_never_reuses_seq() {
         let path = temp_file("retain");
         let _ = std::fs::remove_file(&path);
@@ -505,8 +538,11 @@ mod tests {
             })
             .unwrap();
         }
+        let lock = super::super::lock::acquire(path.parent().unwrap()).unwrap();
         let dropped = w
-            .retain(|r| r.event.position().is_none_or(|(_, step)| step <= 2))
+            .retain(&lock, |r| {
+                r.event.position().is_none_or(|(_, step)| step <= 2)
+            })
             .unwrap();
         assert_eq!(dropped.dropped, 2);
         assert_eq!(w.append(log("x")).unwrap().seq, 5);
@@ -607,7 +643,8 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         // A resume keeps every record and moves the damaged line aside.
         let mut w = EventWriter::open(&path).unwrap();
-        let done = w.retain(|_| true).unwrap();
+        let lock = super::super::lock::acquire(path.parent().unwrap()).unwrap();
+        let done = w.retain(&lock, |_| true).unwrap();
         assert_eq!((done.dropped, done.moved), (0, 1));
         let history = read_events(&path).unwrap();
         assert_eq!(history.skipped_lines, 0);

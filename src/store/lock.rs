@@ -57,6 +57,14 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+    root: PathBuf,
+}
+
+impl RunLock {
+    /// The run directory this lock is held on.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
 }
 
 /// This machine's host name (`unknown-host` when it cannot be read).
@@ -88,18 +96,29 @@ fn describe(file: &mut File) -> String {
     )
 }
 
-/// Take `root`'s lock, or say who has it. Never blocks.
+/// Take `root`'s lock, or say who has it. Waits at most a quarter of a
+/// second: long enough to outlast a [`holder`] probe (which holds a shared
+/// lock for microseconds), never as long as a real holder.
 pub fn acquire(root: &Path) -> Result<RunLock, LockError> {
     let mut file = open(root)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            return Err(LockError::Held {
-                run: root.to_path_buf(),
-                holder: describe(&mut file),
-            });
+    let mut tries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) if tries < 5 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(LockError::Held {
+                    run: root.to_path_buf(),
+                    holder: describe(&mut file),
+                });
+            }
+            Err(TryLockError::Error(e)) => {
+                return Err(StoreError::io(&root.join(LOCK_FILE), e).into());
+            }
         }
-        Err(TryLockError::Error(e)) => return Err(StoreError::io(&root.join(LOCK_FILE), e).into()),
     }
     let path = root.join(LOCK_FILE);
     let line = format!(
@@ -113,7 +132,10 @@ pub fn acquire(root: &Path) -> Result<RunLock, LockError> {
         .and_then(|_| file.write_all(line.as_bytes()))
         .and_then(|()| file.flush())
         .map_err(|e| StoreError::io(&path, e))?;
-    Ok(RunLock { _file: file })
+    Ok(RunLock {
+        _file: file,
+        root: root.to_path_buf(),
+    })
 }
 
 /// Who holds `root`'s lock now, if anyone (a probe that takes nothing).

@@ -99,10 +99,11 @@ impl<'a> Recorder<'a> {
     /// `events.rejected.jsonl`); says how many of each.
     pub fn retain(
         &mut self,
+        lock: &crate::store::lock::RunLock,
         keep: impl Fn(&EventRecord) -> bool,
     ) -> Result<crate::store::Retained, TrainError> {
         self.writer
-            .retain(keep)
+            .retain(lock, keep)
             .map_err(|source| TrainError::Events {
                 path: self.path.clone(),
                 source,
