@@ -58,6 +58,7 @@ fn overfit(arch: GanArch, size: i64, steps: usize, seed: i64) {
     let spec =
         parse_config("t.toml", &text, Path::new("."), "t", &KnownRuns::default()).expect("config");
     let split = Split {
+        notes: Vec::new(),
         train: dataset(8, size),
         test: dataset(1, size),
     };

@@ -81,7 +81,8 @@ pub fn load_class_folders_with(
                 pixels: read_gray_resized(&file, h, w)?,
                 class,
                 name: file.display().to_string(),
-                patient: file.display().to_string(),
+                patient: super::patients::paired_patient(&file)
+                    .unwrap_or_else(|| file.display().to_string()),
             });
         }
     }

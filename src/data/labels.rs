@@ -12,7 +12,8 @@
 //! Files are relative to DIR (a name without an extension also matches
 //! NAME.png, .jpg or .jpeg). A label is a class name, or a 0-based index
 //! into the configured `classes`. Images sharing a patient stay in one
-//! split; without a patient column each image is its own patient.
+//! split; without a patient column the views of a scan are paired by their
+//! names (`data::patients`), and every other image is its own patient.
 
 use super::folder::read_gray_resized;
 use super::{DataError, Item};
@@ -204,7 +205,9 @@ pub fn load_labelled(
             pixels: read_gray_resized(&path, h, w)?,
             class,
             name: path.display().to_string(),
-            patient: patient.unwrap_or_else(|| path.display().to_string()),
+            patient: patient
+                .or_else(|| super::patients::paired_patient(&path))
+                .unwrap_or_else(|| path.display().to_string()),
         });
     }
     for (c, name) in classes.iter().enumerate() {

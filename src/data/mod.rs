@@ -7,6 +7,7 @@ pub mod folder;
 pub mod ingest;
 pub mod labels;
 pub mod loader;
+pub mod patients;
 pub mod phantom;
 pub mod prep;
 
@@ -60,6 +61,9 @@ impl Dataset {
 pub struct Split {
     pub train: Dataset,
     pub test: Dataset,
+    /// Warnings about the data a user should see (as `warn` events): a
+    /// folder without patient IDs, whose split may leak.
+    pub notes: Vec<String>,
 }
 
 /// One decoded image with its class, before splitting.
@@ -128,11 +132,22 @@ pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
         }
         DataSource::Folder => {
             let path = spec.path.clone().unwrap_or_default();
-            let (found_classes, items) = match &spec.labels {
-                Some(labels) => labels::load_labelled(&path, labels, &spec.classes, h, w)?,
-                None => folder::load_class_folders(&path, &spec.classes, h, w)?,
+            let (found_classes, items, source) = match &spec.labels {
+                Some(labels) => {
+                    let (c, i) = labels::load_labelled(&path, labels, &spec.classes, h, w)?;
+                    (c, i, path.join(labels))
+                }
+                None => {
+                    let (c, i) = folder::load_class_folders(&path, &spec.classes, h, w)?;
+                    (c, i, path.clone())
+                }
             };
-            return Ok(split(items, found_classes, h, w, spec));
+            let patients: std::collections::HashSet<&str> =
+                items.iter().map(|i| i.patient.as_str()).collect();
+            let warning = patients::leak_warning(&source, items.len(), patients.len());
+            let mut split = split(items, found_classes, h, w, spec);
+            split.notes.extend(warning);
+            return Ok(split);
         }
     };
     Ok(split(items, classes, h, w, spec))
@@ -231,6 +246,7 @@ fn split(items: Vec<Item>, classes: Vec<String>, h: usize, w: usize, spec: &Data
     Split {
         train: to_dataset(&items, &train, &classes, h, w),
         test: to_dataset(&items, &test, &classes, h, w),
+        notes: Vec::new(),
     }
 }
 
@@ -283,6 +299,72 @@ mod tests {
             gan_samples: None,
             class_counts: vec![],
         }
+    }
+
+    /// A folder of class subfolders with `names` (`{class}` and `{i}`
+    /// filled in) in each of two classes, 12 per class.
+    fn scan_folder(tag: &str, names: &[&str]) -> std::path::PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("scintigan-pairs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for class in ["healthy", "metastasis"] {
+            let dir = root.join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..12 / names.len() {
+                for name in names {
+                    let file = name
+                        .replace("{class}", class)
+                        .replace("{i}", &i.to_string());
+                    image::GrayImage::from_pixel(8, 16, image::Luma([(i * 20) as u8]))
+                        .save(dir.join(file))
+                        .unwrap();
+                }
+            }
+        }
+        root
+    }
+
+    fn folder_spec(root: &std::path::Path) -> DataSpec {
+        DataSpec {
+            source: DataSource::Folder,
+            path: Some(root.to_path_buf()),
+            test_fraction: 0.34,
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn anterior_and_posterior_files_stay_together_and_unpaired_files_warn() {
+        let paired = scan_folder(
+            "paired",
+            &["{class}{i}_anterior.png", "{class}{i}_posterior.png"],
+        );
+        for seed in 0..5 {
+            let mut s = folder_spec(&paired);
+            s.split_seed = seed;
+            let split = load_split(&s).unwrap();
+            assert!(split.notes.is_empty(), "{:?}", split.notes);
+            let stem = |n: &String| n.rsplit_once('_').map(|(a, _)| a.to_string()).unwrap();
+            let train: std::collections::HashSet<String> =
+                split.train.names.iter().map(stem).collect();
+            assert!(!split.test.is_empty());
+            for n in &split.test.names {
+                assert!(
+                    !train.contains(&stem(n)),
+                    "seed {seed}: {n} has its other view in train"
+                );
+            }
+        }
+        let flat = scan_folder("flat", &["{class}{i}.png"]);
+        let split = load_split(&folder_spec(&flat)).unwrap();
+        assert_eq!(split.notes.len(), 1, "{:?}", split.notes);
+        assert!(
+            split.notes[0].starts_with(&format!("{}: no patient IDs", flat.display())),
+            "{}",
+            split.notes[0]
+        );
+        std::fs::remove_dir_all(&paired).ok();
+        std::fs::remove_dir_all(&flat).ok();
     }
 
     #[test]

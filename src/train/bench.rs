@@ -159,6 +159,7 @@ pub fn bench(request: &BenchRequest<'_>) -> Result<BenchResult, TrainError> {
     let data = Split {
         train: random_dataset(batch, h, w, 3),
         test: random_dataset(1, h, w, 3),
+        notes: Vec::new(),
     };
     let mut trainer: Box<dyn StageTrainer> = if kind == "gan" {
         Box::new(GanTrainer::new(stage, data, device)?)
