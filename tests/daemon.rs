@@ -867,3 +867,28 @@ fn a_foreground_resume_of_a_daemon_run_is_refused_and_no_event_is_lost() {
         "the run was restarted"
     );
 }
+
+#[test]
+fn a_config_already_run_in_the_foreground_is_not_queued_again_by_the_daemon() {
+    let p = Project::new("daemon-foreground-done", "");
+    // What `make demo` does without a terminal: the config in configs/,
+    // run in the foreground to the end, no daemon.
+    p.config("fg.toml", &tiny_gan_config("fg", 1, ""));
+    let out = p.cli(&["run", "configs/fg.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Then the dashboard (here: any client) starts the daemon.
+    p.ok(&["daemon"]);
+    let listed = p.wait_run("fg", 30, "listed", |_| true);
+    std::thread::sleep(Duration::from_secs(2));
+    let runs: Vec<_> = p
+        .status()
+        .runs
+        .into_iter()
+        .filter(|r| r.name == "fg")
+        .collect();
+    assert_eq!(runs.len(), 1, "queued again: {runs:#?}");
+    assert_eq!((runs[0].state.as_str(), &runs[0].id), ("done", &listed.id));
+    // An edited config is a new run, as ever.
+    p.config("fg.toml", &tiny_gan_config("fg", 2, ""));
+    p.wait_run("fg", 30, "a second run queued", |r| r.id != listed.id);
+}

@@ -170,6 +170,28 @@ impl Core {
                 match config::parse_config(&shown, &text, &base, &stem, &known) {
                     Ok(spec) => {
                         self.invalid.remove(&name);
+                        if let Some((id, state)) = self.run_outside_daemon(&spec) {
+                            let again = match state {
+                                RunState::Failed | RunState::Cancelled => {
+                                    format!(
+                                        "`scintigan retry {id}` continues it, or edit the file to run it anew"
+                                    )
+                                }
+                                _ => "edit the file to run it anew".to_string(),
+                            };
+                            tracing::info!(
+                                "{shown}: already run outside the daemon as {id} ({state}); not queued again ({again})"
+                            );
+                            self.state.files.insert(
+                                name.clone(),
+                                FileEntry {
+                                    hash: hash.clone(),
+                                    run_id: id,
+                                },
+                            );
+                            self.state.enqueued.insert(format!("{name}:{hash}"));
+                            continue;
+                        }
                         if let Err(e) = self.enqueue(&name, &hash, &spec) {
                             tracing::error!("{shown}: cannot create its run: {e}");
                             self.invalid.insert(
@@ -191,6 +213,37 @@ impl Core {
             self.save();
         }
         wait
+    }
+
+    /// The newest run of exactly `spec` that this daemon did not create (a
+    /// foreground `scintigan run configs/x.toml`, as `make demo` does
+    /// without a terminal), with its state: its config is not queued again.
+    fn run_outside_daemon(&self, spec: &RunSpec) -> Option<(String, RunState)> {
+        let text = spec.to_toml().ok()?;
+        let prefix = format!("{}-", spec.name);
+        let ours: BTreeSet<&str> = self
+            .state
+            .files
+            .values()
+            .map(|f| f.run_id.as_str())
+            .collect();
+        store::list_runs(&self.paths.runs)
+            .into_iter()
+            .filter(|r| {
+                let id = r.id();
+                id.starts_with(&prefix) && !ours.contains(id.as_str())
+            })
+            .filter(|r| {
+                std::fs::read_to_string(r.config_path()).is_ok_and(|frozen| {
+                    let body = frozen
+                        .strip_prefix('#')
+                        .and_then(|rest| rest.split_once('\n'))
+                        .map_or(frozen.as_str(), |(_, body)| body);
+                    body == text
+                })
+            })
+            .filter_map(|r| Some((r.id(), r.status().ok()?.state)))
+            .max_by(|a, b| a.0.cmp(&b.0))
     }
 
     /// Queue the run of config file `name` with content `hash`. A new
