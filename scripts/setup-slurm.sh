@@ -39,15 +39,28 @@ node_up() {
   [[ "$state" == idle* || "$state" == mix* || "$state" == alloc* ]]
 }
 
-# pid in pid file $1 is alive.
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# The pid in pid file $1 is alive and is program $2 (a pid file left from
+# before a reboot may name another process now).
+alive() {
+  [[ -s $1 ]] || return 1
+  local pid
+  pid=$(cat "$1")
+  [[ $pid =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$2" ]]
+}
+
+# Pids of program $1 that are not ours (not named by our pid file $2).
+others() {
+  local ours=""
+  alive "$2" "$1" && ours=$(cat "$2")
+  pgrep -x "$1" | grep -vx "${ours:-none}" || true
+}
 
 case "${1:-}" in
   --check) node_up; exit $? ;;
   --conf) echo "$conf"; exit 0 ;;
   --stop)
     for p in slurmd slurmctld; do
-      alive "$dir/run/$p.pid" && kill "$(cat "$dir/run/$p.pid")"
+      if alive "$dir/run/$p.pid" "$p"; then kill "$(cat "$dir/run/$p.pid")"; fi
     done
     [[ -S $socket ]] && munged --stop --socket="$socket" >/dev/null 2>&1 || true
     exit 0 ;;
@@ -65,7 +78,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 0
 fi
 
-if [[ -e /etc/slurm/slurm.conf ]] || pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+if [[ -e /etc/slurm/slurm.conf || -n "$(others slurmctld "$dir/run/slurmctld.pid")" || -n "$(others slurmd "$dir/run/slurmd.pid")" ]]; then
   echo "setup-slurm: this machine has a system Slurm (/etc/slurm/slurm.conf or its daemons); leaving it alone and starting a project-local one in $dir" >&2
 fi
 
@@ -96,9 +109,12 @@ if [[ ! -s $key ]]; then
   head -c 1024 /dev/urandom >"$key"
 fi
 chmod 400 "$key"
-if ! alive "$dir/munge/munged.pid"; then
+# --force: munged refuses a socket folder whose ancestors another user owns
+# or a group may write (a checkout under /home/alice run with sudo, a 775
+# repository); this private test daemon runs anyway.
+if ! alive "$dir/munge/munged.pid" munged; then
   rm -f "$socket"
-  munged --socket="$socket" --key-file="$key" --pid-file="$dir/munge/munged.pid" \
+  munged --force --socket="$socket" --key-file="$key" --pid-file="$dir/munge/munged.pid" \
     --log-file="$dir/log/munged.log" --seed-file="$dir/munge/munged.seed" >>"$log" 2>&1 ||
     die "munged did not start; see $log and $dir/log/munged.log"
 fi
@@ -156,9 +172,9 @@ PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscri
 EOF
 
 export SLURM_CONF=$conf
-alive "$dir/run/slurmctld.pid" || slurmctld -f "$conf" >>"$log" 2>&1 ||
+alive "$dir/run/slurmctld.pid" slurmctld || slurmctld -f "$conf" >>"$log" 2>&1 ||
   die "slurmctld did not start; see $log and $dir/log/slurmctld.log"
-alive "$dir/run/slurmd.pid" || slurmd -f "$conf" >>"$log" 2>&1 ||
+alive "$dir/run/slurmd.pid" slurmd || slurmd -f "$conf" >>"$log" 2>&1 ||
   die "slurmd did not start; see $log and $dir/log/slurmd.log"
 
 for _ in $(seq 1 60); do

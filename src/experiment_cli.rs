@@ -38,7 +38,13 @@ pub struct ExperimentArgs {
     pub weights: Option<PathBuf>,
     /// Only (re)write a report from its runs: the last invocation's, or the
     /// one with this tag (its folder's name under runs/experiments/TABLE/).
-    #[arg(long, value_name = "TAG", num_args = 0..=1, default_missing_value = "latest")]
+    #[arg(
+        long,
+        value_name = "TAG",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "latest"
+    )]
     pub report: Option<String>,
     /// Queue and return without waiting (`--report` later writes the report).
     #[arg(long)]
@@ -113,7 +119,7 @@ fn invocation_dir(table_dir: &Path, which: &str, table: Table) -> Result<PathBuf
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         bail!(
-            "--report {which}: no invocation '{tag}' of {} in {} (there: {})",
+            "--report={which}: no invocation '{tag}' of {} in {} (there: {})",
             table.name(),
             table_dir.display(),
             if known.is_empty() {
@@ -199,8 +205,6 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
     let plan_path = dir.join("plan.json");
     scintigan::store::write_atomic(&plan_path, serde_json::to_string_pretty(&plan)?.as_bytes())
         .with_context(|| format!("{}: cannot write", plan_path.display()))?;
-    scintigan::store::write_atomic(&table_dir.join("latest"), format!("{tag}\n").as_bytes())
-        .with_context(|| format!("{}: cannot write", table_dir.join("latest").display()))?;
     let paths = Paths::new(runs_dir, configs_dir);
     let mut client = Client::connect_or_start(&paths)?;
     for c in &plan.configs {
@@ -215,6 +219,9 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
             other => bail!("unexpected reply from the daemon: {other:?}"),
         }
     }
+    // Newest once its runs are queued: a refused submit leaves `latest`.
+    scintigan::store::write_atomic(&table_dir.join("latest"), format!("{tag}\n").as_bytes())
+        .with_context(|| format!("{}: cannot write", table_dir.join("latest").display()))?;
     let rows: usize = plan.rows.iter().map(|r| r.runs.len()).sum();
     println!(
         "{}: queued {} configs ({} runs in {} rows, {} seed(s), scale {}); watch them with `scintigan`",
@@ -227,17 +234,17 @@ pub fn run(args: &ExperimentArgs, runs_dir: &Path, configs_dir: &Path) -> Result
     );
     if args.no_wait {
         println!(
-            "write the report once they finish: scintigan experiment {} --report {tag}",
+            "write the report once they finish: scintigan experiment {} --report={tag}",
             table.name()
         );
         return Ok(ExitCode::SUCCESS);
     }
-    wait(&paths, &plan)?;
+    wait(&paths, &plan, &tag)?;
     write(&dir, &plan, runs_dir)
 }
 
 /// Poll the daemon until every planned config's run has ended.
-fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
+fn wait(paths: &Paths, plan: &Plan, tag: &str) -> Result<()> {
     let names: Vec<&str> = plan.configs.iter().map(|c| c.name.as_str()).collect();
     let start = Instant::now();
     let mut last_line = String::new();
@@ -255,7 +262,7 @@ fn wait(paths: &Paths, plan: &Plan) -> Result<()> {
                 unreachable += 1;
                 if unreachable >= 30 {
                     bail!(
-                        "the daemon did not answer for a minute ({e}); the runs keep their state: `scintigan experiment {} --report` once they end",
+                        "the daemon did not answer for a minute ({e}); the runs keep their state: `scintigan experiment {} --report={tag}` once they end",
                         plan.table.name()
                     );
                 }

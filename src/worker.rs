@@ -114,17 +114,22 @@ pub fn execute(
         ),
         // Out of disk: nothing is wrong with the run, and retrying it
         // would only fill the disk again. Paused, it waits for the user.
-        Err(TrainError::Store(e @ StoreError::DiskFull { .. })) => (
-            RunState::Paused,
-            Some(format!(
-                "{e}: {}",
-                if std::env::var_os(crate::daemon::UNDER_DAEMON).is_some() {
-                    format!("scintigan resume {}", run.id())
-                } else {
-                    format!("scintigan run --resume {}", run.root().display())
+        Err(e) if out_of_space(e) => {
+            let resume = if std::env::var_os(crate::daemon::UNDER_DAEMON).is_some() {
+                format!("scintigan resume {}", run.id())
+            } else {
+                format!("scintigan run --resume {}", run.root().display())
+            };
+            let reason = match e {
+                TrainError::Store(full @ StoreError::DiskFull { .. }) => {
+                    format!("{full}: {resume}")
                 }
-            )),
-        ),
+                other => format!(
+                    "disk full: {other}; free some space there, then continue the run: {resume}"
+                ),
+            };
+            (RunState::Paused, Some(reason))
+        }
         Err(e) => (RunState::Failed, Some(e.to_string())),
     };
     tracing::info!(%state, reason = reason.as_deref().unwrap_or(""), "worker finished");
@@ -141,14 +146,35 @@ pub fn execute(
     result
 }
 
+/// Whether `e` is the disk filling up (a checkpoint refused for space, or
+/// ENOSPC while writing events, status or a sample grid), whatever words
+/// the writer used.
+fn out_of_space(e: &TrainError) -> bool {
+    let says_so =
+        |m: &str| m.contains("No space left on device") || m.contains("Disk quota exceeded");
+    match e {
+        TrainError::Store(e) => store::space::is_out_of_space(e),
+        TrainError::Events { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        }
+        TrainError::Torch { message, .. } | TrainError::Setup { message, .. } => says_so(message),
+        _ => false,
+    }
+}
+
 /// Until `finished`: mirror `control.json` into `control` and keep the
 /// heartbeat in `status.json` fresh.
 fn follow_control(run: &RunDir, control: &Control, finished: &AtomicBool) {
     let path = run.control_path();
-    let mut seen: Option<SystemTime> = None;
+    let mut seen: Option<(Option<SystemTime>, u64)> = None;
     let mut beat = Instant::now();
     while !finished.load(Ordering::SeqCst) {
-        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        // Each atomic write is a new file: its inode tells two writes apart
+        // within one tick of the clock.
+        let modified = std::fs::metadata(&path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.modified().ok(), m.ino())
+        });
         if modified != seen {
             seen = modified;
             match ControlRequest::read(&path) {

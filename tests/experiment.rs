@@ -214,7 +214,7 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
     is_png(&dir.join("ssim.png"));
 
     // A second invocation gets a folder of its own: the first's report and
-    // plan stay, and `--report TAG` still rebuilds it from its runs.
+    // plan stay, and `--report=TAG` still rebuilds it from its runs.
     let out = run_in(
         &project.0,
         &["experiment", "table3", "--scale", "smoke", "--no-wait"],
@@ -233,7 +233,7 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
     let first_tag = dir.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!(
-            "--report {}",
+            "--report={}",
             second.file_name().unwrap().to_string_lossy()
         )),
         "the --no-wait hint names its own invocation"
@@ -241,7 +241,7 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
     std::fs::remove_file(dir.join("report.md")).unwrap();
     let again = run_in(
         &project.0,
-        &["experiment", "table3", "--report", &first_tag],
+        &["experiment", "table3", &format!("--report={first_tag}")],
     );
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(
@@ -249,7 +249,7 @@ fn table3_reports_ssim_per_class_as_mean_and_sd_over_seeds() {
         report
     );
     // A tag that is not there says which are.
-    let bad = run_in(&project.0, &["experiment", "table3", "--report", "nosuch"]);
+    let bad = run_in(&project.0, &["experiment", "--report=nosuch", "table3"]);
     assert!(!bad.status.success());
     assert!(
         stderr(&bad).contains("no invocation 'nosuch' of table3")

@@ -22,15 +22,19 @@ fn slurm_up() -> bool {
 }
 
 fn slurm_ready() -> Result<(), String> {
-    for tool in ["sbatch", "squeue", "scancel", "scontrol", "sinfo"] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
-        if !found {
-            return Err(format!(
-                "`{tool}` is not on the PATH, so the Slurm executor cannot be tested"
-            ));
+    // Checked after the set-up (which installs them as root) too.
+    let tools_on_path = || {
+        for tool in ["sbatch", "squeue", "scancel", "scontrol", "sinfo"] {
+            let found = std::env::var_os("PATH")
+                .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
+            if !found {
+                return Err(format!(
+                    "`{tool}` is not on the PATH, so the Slurm executor cannot be tested"
+                ));
+            }
         }
-    }
+        Ok(())
+    };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/setup-slurm.sh");
     let check = || {
         Command::new(script)
@@ -39,7 +43,7 @@ fn slurm_ready() -> Result<(), String> {
             .is_ok_and(|s| s.success())
     };
     if check() {
-        return Ok(());
+        return tools_on_path();
     }
     if !is_root() {
         return Err(
@@ -49,7 +53,7 @@ fn slurm_ready() -> Result<(), String> {
     }
     let out = Command::new(script).output().expect("run setup-slurm.sh");
     if out.status.success() && check() {
-        Ok(())
+        tools_on_path()
     } else {
         Err(format!(
             "scripts/setup-slurm.sh did not bring up Slurm: {}",

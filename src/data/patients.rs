@@ -33,27 +33,33 @@ pub fn paired_patient(path: &Path) -> Option<String> {
             other => other.as_os_str().to_string_lossy().into_owned(),
         })
         .collect();
-    if view_folder {
-        return Some(format!("{}/{stem}", folders.join("/")));
+    match (view_folder, without_view_suffix(stem)) {
+        (_, Some(base)) => Some(format!("{}/{base}", folders.join("/"))),
+        (true, None) => Some(format!("{}/{stem}", folders.join("/"))),
+        (false, None) => None,
     }
+}
+
+/// `stem` less a trailing view suffix (`_anterior`, `-POST`...), if it has
+/// one and something is left.
+fn without_view_suffix(stem: &str) -> Option<&str> {
     let lower = stem.to_ascii_lowercase();
     for view in ["anterior", "posterior", "ant", "post"] {
         for sep in ['_', '-'] {
             let suffix = format!("{sep}{view}");
             if lower.len() > suffix.len() && lower.ends_with(&suffix) {
-                let base = &stem[..stem.len() - suffix.len()];
-                return Some(format!("{}/{base}", folders.join("/")));
+                return Some(&stem[..stem.len() - suffix.len()]);
             }
         }
     }
     None
 }
 
-/// The warning for a data set whose every image is its own patient (no
-/// patient column, no recognised pairs), or `None` when images share
-/// patients. `source` names the folder or label file.
-pub fn leak_warning(source: &Path, images: usize, patients: usize) -> Option<String> {
-    (images > 1 && patients == images).then(|| {
+/// The warning for a data set of `images` that says nothing about its
+/// patients (no patient column, no recognised pairs). `source` names the
+/// folder or label file.
+pub fn leak_warning(source: &Path, images: usize) -> Option<String> {
+    (images > 1).then(|| {
         format!(
             "{}: no patient IDs (no patient column in labels, no <stem>_anterior/<stem>_posterior or wholeBodyANT/wholeBodyPOST pairs), so each of the {images} images is split as its own patient; a patient with several images (two views, repeat scans) can then land in both train and test and inflate the test accuracy. Add a `patient` column to the labels, name the views <stem>_anterior/<stem>_posterior, or ingest the DICOM files with `scintigan data ingest`",
             source.display()
@@ -108,16 +114,20 @@ mod tests {
             key("bs80k/wholeBodyPOST/124.jpg")
         );
         assert_eq!(key("/d/wholebodyant/7.jpg"), key("/d/WholeBodyPost/7.jpg"));
+        assert_eq!(
+            key("d/wholeBodyANT/7_ANT.jpg"),
+            key("d/wholeBodyPOST/7_POST.jpg")
+        );
     }
 
     #[test]
-    fn the_warning_names_the_source_and_the_risk_only_without_shared_patients() {
-        let w = leak_warning(Path::new("scans/labels.csv"), 40, 40).expect("warned");
+    fn the_warning_names_the_source_and_the_risk() {
+        let w = leak_warning(Path::new("scans/labels.csv"), 40).expect("warned");
         assert!(w.starts_with("scans/labels.csv: no patient IDs"), "{w}");
         assert!(
             w.contains("40 images") && w.contains("inflate the test accuracy"),
             "{w}"
         );
-        assert_eq!(leak_warning(Path::new("x"), 40, 20), None);
+        assert_eq!(leak_warning(Path::new("x"), 1), None);
     }
 }

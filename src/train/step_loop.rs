@@ -193,6 +193,10 @@ fn hold(ctx: &mut StageContext<'_, '_>, step: u64) -> Result<(), TrainError> {
     set_state(ctx, crate::store::RunState::Paused)?;
     tracing::info!(stage, step, "paused");
     while ctx.pause.load(Ordering::SeqCst) && !ctx.stop.load(Ordering::SeqCst) {
+        // A damaged control.json while paused is reported now, not after.
+        for message in ctx.notices.take() {
+            ctx.recorder.emit(Event::warning(message))?;
+        }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     set_state(ctx, crate::store::RunState::Running)?;
