@@ -434,6 +434,8 @@ pub fn ingest(
     if let Some(l) = &labels {
         report.labels_unused = l.keys().filter(|k| !used_labels.contains(*k)).count();
     }
+    // The images on disk before the manifest that names them.
+    crate::store::sync_filesystem(out).map_err(io(out))?;
     write_manifest(out, &report)?;
     Ok(report)
 }
@@ -446,7 +448,7 @@ fn write_png16(path: &Path, pixels: &[u16], [h, w]: [usize; 2]) -> Result<(), In
                 message: "pixel buffer does not match the image size".into(),
             }
         })?;
-    crate::store::save_png_atomic(path, img).map_err(|e| IngestError::Io {
+    crate::store::save_png_batched(path, img).map_err(|e| IngestError::Io {
         path: path.to_path_buf(),
         message: e.to_string(),
     })

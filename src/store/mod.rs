@@ -20,7 +20,8 @@ mod status;
 mod time;
 
 pub use atomic::{
-    save_png_atomic, sync_dir, temp_sibling, write_atomic, write_atomic_private, write_atomic_with,
+    save_png_atomic, save_png_batched, sync_dir, sync_filesystem, temp_sibling, write_atomic,
+    write_atomic_private, write_atomic_with,
 };
 pub use checkpoints::{BestRecord, CheckpointDir, CheckpointState};
 pub use control::ControlRequest;

@@ -82,13 +82,15 @@ pub fn run_generate(
                     w as u32, h as u32, buf,
                 )
                 .ok_or_else(|| err("generated image has the wrong size".into()))?;
-                crate::store::save_png_atomic(&dir.join(&name), img)
+                crate::store::save_png_batched(&dir.join(&name), img)
                     .map_err(|e| err(format!("{}: {e}", dir.join(&name).display())))?;
                 manifest.push_str(&format!("{class}/{name},{class},{}\n", weights.display()));
             }
         }
     }
     std::fs::create_dir_all(&out).map_err(|e| err(format!("{}: {e}", out.display())))?;
+    // The images on disk before the manifest that names them.
+    crate::store::sync_filesystem(&out).map_err(|e| err(format!("{}: {e}", out.display())))?;
     write_atomic(&out.join("manifest.csv"), manifest.as_bytes()).map_err(|e| err(e.to_string()))?;
     let summary: Vec<String> = classes
         .iter()
