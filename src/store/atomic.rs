@@ -52,7 +52,9 @@ fn replace(
         }
         fs::rename(&tmp, path)?;
         if durable {
-            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            // A bare file name's parent is "": the current folder.
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            sync_dir(dir.unwrap_or(Path::new(".")))?;
         }
         Ok(())
     })();
@@ -133,6 +135,15 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_current_folder() {
+        // `scintigan eval --predictions pred.csv`: the parent is "".
+        let name = format!("scintigan-atomic-bare-{}.csv", std::process::id());
+        write_atomic(Path::new(&name), b"a,b\n").unwrap();
+        assert_eq!(fs::read(&name).unwrap(), b"a,b\n");
+        fs::remove_file(&name).unwrap();
     }
 
     #[test]
