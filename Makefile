@@ -59,10 +59,20 @@ $(DICOM_TOOLS): $(VENV)/.reference-deps scripts/setup-dicom-tools.sh
 	@scripts/setup-dicom-tools.sh $(VENV)
 	@touch $@
 
-# The whole suite: unit tests, integration tests (they run the built binary).
+# The whole suite: unit tests, integration tests (they run the built binary),
+# then 30 s of each fuzz target and its regression inputs (a cold fuzz build
+# takes about 11 min on 2 cores, a warm one seconds).
 test: build $(REFERENCE) $(DICOM_TOOLS)
 	@scripts/setup-slurm.sh
 	$(CARGO) test --release -- --test-threads=2
+	@$(TORCH_ENV) scripts/fuzz-smoke.sh
+
+# A short fuzz run (fuzz/: cargo-fuzz on stable, --sanitizer none): 30 s
+# per target, then every input saved in fuzz/regressions/ once (see
+# scripts/fuzz-smoke.sh; FUZZ_SECONDS sets the time per target).
+.PHONY: fuzz-smoke
+fuzz-smoke: libtorch
+	@$(TORCH_ENV) scripts/fuzz-smoke.sh
 
 lint: libtorch
 	cargo fmt --all -- --check
