@@ -69,6 +69,12 @@ fuzz_target!(|data: &[u8]| {
         "every complete line is a record or kept verbatim"
     );
 
+    // A log already at the largest seq cannot be appended to: refused.
+    if history.records.iter().any(|r| r.seq == u64::MAX) {
+        let err = EventWriter::open(&path).expect_err("a log at seq u64::MAX is refused");
+        assert!(err.to_string().contains("the largest there is"), "{err}");
+        return;
+    }
     let mut writer = EventWriter::open(&path).expect("open for appending");
     let len = std::fs::metadata(&path).expect("stat").len();
     assert_eq!(len, history.valid_len, "open cuts exactly the torn tail");

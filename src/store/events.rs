@@ -383,12 +383,15 @@ impl EventWriter {
     /// Open for appending after the existing events, cutting a torn last line.
     pub fn open(path: &Path) -> io::Result<Self> {
         let history = read_events(path)?;
-        let next_seq = history
-            .records
-            .iter()
-            .map(|r| r.seq)
-            .max()
-            .map_or(1, |s| s + 1);
+        let next_seq = match history.records.iter().map(|r| r.seq).max() {
+            None => 1,
+            Some(max) => max.checked_add(1).ok_or_else(|| {
+                io::Error::other(format!(
+                    "{}: an event has seq {max}, the largest there is, so no later event can be numbered; the log was not written by scintigan",
+                    path.display()
+                ))
+            })?,
+        };
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         if file.metadata()?.len() > history.valid_len {
             file.set_len(history.valid_len)?;
@@ -509,6 +512,21 @@ mod tests {
         assert_eq!(h.skipped_lines, 0);
         let seqs: Vec<u64> = h.records.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_log_at_the_largest_seq_is_refused_not_wrapped() {
+        let path = temp_file("seq-max");
+        std::fs::write(
+            &path,
+            format!(
+                "{{\"seq\":{},\"t\":1.0,\"type\":\"log\",\"level\":\"info\",\"message\":\"x\"}}\n",
+                u64::MAX
+            ),
+        )
+        .unwrap();
+        let err = EventWriter::open(&path).unwrap_err().to_string();
+        assert!(err.contains("the largest there is"), "{err}");
     }
 
     #[test]
