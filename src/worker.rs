@@ -150,14 +150,13 @@ pub fn execute(
 /// ENOSPC while writing events, status or a sample grid), whatever words
 /// the writer used.
 fn out_of_space(e: &TrainError) -> bool {
-    let says_so =
-        |m: &str| m.contains("No space left on device") || m.contains("Disk quota exceeded");
+    use store::space;
     match e {
-        TrainError::Store(e) => store::space::is_out_of_space(e),
-        TrainError::Events { source, .. } => {
-            matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        TrainError::Store(e) => space::is_out_of_space(e),
+        TrainError::Events { source, .. } => space::io_out_of_space(source),
+        TrainError::Torch { message, .. } | TrainError::Setup { message, .. } => {
+            space::says_out_of_space(message)
         }
-        TrainError::Torch { message, .. } | TrainError::Setup { message, .. } => says_so(message),
         _ => false,
     }
 }

@@ -44,14 +44,21 @@ pub fn ensure_space(dir: &Path, needed: u64) -> Result<(), StoreError> {
 pub fn is_out_of_space(e: &StoreError) -> bool {
     match e {
         StoreError::DiskFull { .. } => true,
-        StoreError::Io { source, .. } => {
-            matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-        }
-        StoreError::Corrupt { message, .. } => {
-            message.contains("No space left on device") || message.contains("Disk quota exceeded")
-        }
+        StoreError::Io { source, .. } => io_out_of_space(source),
+        StoreError::Corrupt { message, .. } => says_out_of_space(message),
         _ => false,
     }
+}
+
+/// An I/O error that is ENOSPC or EDQUOT.
+pub fn io_out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// A message that quotes the operating system's words for ENOSPC or EDQUOT
+/// (a writer that turned the I/O error into text).
+pub fn says_out_of_space(message: &str) -> bool {
+    message.contains("No space left on device") || message.contains("Disk quota exceeded")
 }
 
 /// Bytes as a short figure: "812 kB", "12 MB", "1.4 GB".
