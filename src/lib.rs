@@ -11,6 +11,7 @@ pub mod experiment;
 pub mod nn;
 pub mod rng;
 pub mod store;
+pub mod text;
 pub mod train;
 pub mod tui;
 pub mod worker;

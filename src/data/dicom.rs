@@ -620,20 +620,7 @@ impl SkipReason {
     /// transfer syntax UID, photometric interpretation or an error message
     /// quoting them) escaped, so that it stays one line.
     fn one_line(self) -> Self {
-        fn esc(s: String) -> String {
-            if !s.chars().any(char::is_control) {
-                return s;
-            }
-            s.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        }
+        use crate::text::one_line as esc;
         match self {
             SkipReason::NotDicom(m) => SkipReason::NotDicom(esc(m)),
             SkipReason::Truncated(m) => SkipReason::Truncated(esc(m)),

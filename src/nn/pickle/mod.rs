@@ -50,25 +50,7 @@ use container::{read_legacy, read_zip};
 /// tensors, or a dict holding one under `state_dict`, `model_state_dict` or
 /// `model`. Tensors that shared a storage in the file share it here too.
 pub fn read_torch_checkpoint(path: &Path) -> Result<Vec<(String, Tensor)>, String> {
-    read_file(path).map_err(one_line)
-}
-
-/// `message` with control characters (from keys and strings in the file)
-/// escaped, so that it stays on one line.
-fn one_line(message: String) -> String {
-    if !message.chars().any(char::is_control) {
-        return message;
-    }
-    message
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    read_file(path).map_err(crate::text::one_line)
 }
 
 fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>, String> {
