@@ -182,14 +182,7 @@ impl Core {
                             tracing::info!(
                                 "{shown}: already run outside the daemon as {id} ({state}); not queued again ({again})"
                             );
-                            self.state.files.insert(
-                                name.clone(),
-                                FileEntry {
-                                    hash: hash.clone(),
-                                    run_id: id,
-                                },
-                            );
-                            self.state.enqueued.insert(format!("{name}:{hash}"));
+                            self.record_file(&name, &hash, id);
                             continue;
                         }
                         if let Err(e) = self.enqueue(&name, &hash, &spec) {
@@ -275,16 +268,22 @@ impl Core {
                 self.state.queue.push(id.clone());
             }
         }
+        self.record_file(name, hash, id);
+        self.queue_changed = true;
+        Ok(())
+    }
+
+    /// Config file `name` with content `hash` stands for run `run_id`, and
+    /// that content is never queued again.
+    fn record_file(&mut self, name: &str, hash: &str, run_id: String) {
         self.state.files.insert(
             name.to_string(),
             FileEntry {
                 hash: hash.to_string(),
-                run_id: id,
+                run_id,
             },
         );
         self.state.enqueued.insert(format!("{name}:{hash}"));
-        self.queue_changed = true;
-        Ok(())
     }
 
     // ----- workers --------------------------------------------------------
