@@ -32,19 +32,19 @@ case $scale in
   # paper's 346 images.
   demo)
     chest=200; patients=173; size="[128, 32]"; gan_base=8; gan_batch=8
-    pre_epochs=12; gan_epochs=50; ssim_every=5
+    pre_epochs=24; pre_ssim_every=6; gan_epochs=40; ssim_every=5
     cls_arch=small-cnn; cls_model=", base_channels = 16"; cls_epochs=30; cls_lr=3e-4
     cls_train='optimizer = "adam", lr_schedule = "cosine", '; aug=4; why=$small_cnn_why ;;
   smoke)
     chest=24; patients=12; size="[64, 32]"; gan_base=8; gan_batch=16
-    pre_epochs=1; gan_epochs=1; ssim_every=1
+    pre_epochs=1; pre_ssim_every=1; gan_epochs=1; ssim_every=1
     cls_arch=multiscale; cls_model=""; cls_epochs=1; cls_lr=1e-3
     cls_train=""; aug=2; why="Tiny sizes: this scale checks that every stage runs, not that it learns." ;;
   # The paper's classifier at 256x64 (lesions are a few pixels wide at 1024
   # rows and vanish below 128): for a GPU box.
   paper)
     chest=400; patients=173; size="[256, 64]"; gan_base=32; gan_batch=8
-    pre_epochs=20; gan_epochs=60; ssim_every=10
+    pre_epochs=20; pre_ssim_every=10; gan_epochs=60; ssim_every=10
     cls_arch=multiscale; cls_model=""; cls_epochs=40; cls_lr=1e-4
     cls_train='lr_schedule = "cosine", '; aug=15
     why="The classifier is the paper's multi-scale model (DenseNet121 + VGG16 + ResNeXt50), from scratch unless model.weights names imported ImageNet weights." ;;
@@ -64,7 +64,7 @@ fi
 
 mkdir -p configs
 sed -e "s|@DATA@|$data|g" -e "s|@SIZE@|$size|g" -e "s|@GAN_BASE@|$gan_base|g" \
-    -e "s|@GAN_BATCH@|$gan_batch|g" -e "s|@PRE_EPOCHS@|$pre_epochs|g" \
+    -e "s|@GAN_BATCH@|$gan_batch|g" -e "s|@PRE_EPOCHS@|$pre_epochs|g" -e "s|@PRE_SSIM_EVERY@|$pre_ssim_every|g" \
     -e "s|@GAN_EPOCHS@|$gan_epochs|g" -e "s|@SSIM_EVERY@|$ssim_every|g" \
     -e "s|@CLS_ARCH@|$cls_arch|g" -e "s|@CLS_MODEL@|$cls_model|g" \
     -e "s|@CLS_EPOCHS@|$cls_epochs|g" -e "s|@CLS_LR@|$cls_lr|g" \

@@ -542,7 +542,7 @@ fn gradcam(
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let [h, w] = stage.data.image_size;
     for image in images {
-        let pixels = scintigan::data::folder::read_gray_resized(image, h, w)?;
+        let pixels = scintigan::data::folder::read_gray_resized(image, h, w, stage.data.fit)?;
         let x = tch::Tensor::from_slice(&pixels).view([1, 1, h as i64, w as i64]);
         let maps = gradcam::grad_cam(model, &x, class_index).map_err(anyhow::Error::msg)?;
         let stem = image
@@ -577,7 +577,9 @@ fn eval(
     let stage = &trained.stage;
     let [h, w] = stage.data.image_size;
     let dataset = match data {
-        Some(dir) => scintigan::data::load_folder_all(dir, &stage.class_names(), h, w)?,
+        Some(dir) => {
+            scintigan::data::load_folder_all(dir, &stage.class_names(), h, w, stage.data.fit)?
+        }
         None => scintigan::data::load(&stage.data)?.test,
     };
     if dataset.is_empty() {

@@ -196,6 +196,31 @@ fn generate_stage_balances_the_classifier_training_split() {
     assert_eq!((png.width(), png.height()), (16, 32));
     assert!(matches!(png, image::DynamicImage::ImageLuma16(_)));
     assert!(!run.root().join("generated/gen/healthy").exists());
+    // What was written is scored against the training images of its class:
+    // one row per class that got images, every score a finite SSIM.
+    let quality =
+        std::fs::read_to_string(run.root().join("generated/gen/quality.csv")).expect("quality");
+    let rows: Vec<Vec<&str>> = quality
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(
+        rows.iter().map(|r| (r[0], r[1], r[2])).collect::<Vec<_>>(),
+        [("metastasis", "2", "2"), ("benign", "6", "6")],
+        "{quality}"
+    );
+    for row in &rows {
+        for v in &row[3..] {
+            let v: f64 = v.parse().expect("a number");
+            assert!(v.is_finite() && v > -1.0 && v <= 1.0, "{quality}");
+        }
+    }
+    assert!(
+        events(&run).iter().any(|r| matches!(&r.event,
+            Event::Log { message, .. } if message.starts_with("written images against the training images: metastasis SSIM"))),
+        "the generate stage logs its scores"
+    );
     // The classifier trains on 8 + 8 + 8, doubled by augmentation; the test
     // split (4 / 2 / 2) is untouched.
     let started = events(&run)

@@ -45,6 +45,7 @@ pub struct RawData {
     pub labels: Option<Spanned<String>>,
     pub classes: Option<Spanned<Vec<String>>>,
     pub image_size: Option<Spanned<Vec<i64>>>,
+    pub fit: Option<Spanned<String>>,
     pub per_class: Option<Spanned<i64>>,
     pub test_fraction: Option<Spanned<f64>>,
     pub split_seed: Option<Spanned<i64>>,

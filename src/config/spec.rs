@@ -224,6 +224,9 @@ pub struct DataSpec {
     pub classes: Vec<String>,
     /// `[height, width]` in pixels.
     pub image_size: [usize; 2],
+    /// How a folder's images of another aspect ratio meet `image_size`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fit: ImageFit,
     /// Phantom images per class.
     pub per_class: usize,
     /// Phantom images of each class, in class order (overrides `per_class`;
@@ -476,6 +479,34 @@ pub struct AugmentSpec {
     /// 0 turns it off.
     pub poisson_counts: f64,
     pub seed: u64,
+}
+
+/// How an image of another aspect ratio is brought to `data.image_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ImageFit {
+    /// Scale to fit, keep the aspect ratio, centre on black (what ingest
+    /// does to bone scans: anatomy keeps its proportions).
+    #[default]
+    #[serde(rename = "pad")]
+    Pad,
+    /// Scale each axis to fill the frame. A square chest X-ray in a 4:1
+    /// whole-body frame then fills it instead of a quarter of it, so a GAN
+    /// pretrained on it learns a body that fills the frame (see the README,
+    /// "What the demo shows").
+    #[serde(rename = "stretch")]
+    Stretch,
+}
+
+impl ImageFit {
+    pub const NAMES: &'static [&'static str] = &["pad", "stretch"];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pad" => Some(Self::Pad),
+            "stretch" => Some(Self::Stretch),
+            _ => None,
+        }
+    }
 }
 
 /// The non-linearity after the squeeze: the paper says ReLU, the official

@@ -180,6 +180,31 @@ fn anti_collapse_settings_belong_to_gan_stages() {
 }
 
 #[test]
+fn image_fit_is_pad_or_stretch_and_belongs_to_folders() {
+    let spec =
+        parse("kind = \"gan\"\ndata = { source = \"folder\", path = \"d\" }\n").expect("valid");
+    assert_eq!(
+        spec.stage[0].data.fit,
+        ImageFit::Pad,
+        "aspect kept unless asked"
+    );
+    let spec =
+        parse("kind = \"gan\"\ndata = { source = \"folder\", path = \"d\", fit = \"stretch\" }\n")
+            .expect("valid");
+    assert_eq!(spec.stage[0].data.fit, ImageFit::Stretch);
+    let err = first_error(
+        "kind = \"gan\"\ndata = { source = \"folder\", path = \"d\", fit = \"crop\" }\n",
+    );
+    assert!(
+        err.contains("t.toml:2:")
+            && err.contains("fit 'crop' is not known; expected one of pad, stretch"),
+        "{err}"
+    );
+    let err = first_error("kind = \"gan\"\ndata = { fit = \"stretch\" }\n");
+    assert!(err.contains("goes with source = \"folder\""), "{err}");
+}
+
+#[test]
 fn image_sizes_a_model_or_metric_cannot_take_are_refused_at_check_time() {
     // acgan at [8, 8] builds, trains, and would die at its first SSIM.
     let err = first_error(

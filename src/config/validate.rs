@@ -590,6 +590,28 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
             }
         },
     };
+    let fit = match &raw.fit {
+        None => ImageFit::Pad,
+        Some(f) => {
+            if source != DataSource::Folder {
+                errs.at(
+                    f.span(),
+                    "fit = \"pad\" or \"stretch\" goes with source = \"folder\" (phantoms are drawn at image_size)",
+                );
+            }
+            ImageFit::parse(f.get_ref()).unwrap_or_else(|| {
+                errs.at(
+                    f.span(),
+                    format!(
+                        "fit '{}' is not known; expected one of {}",
+                        f.get_ref(),
+                        ImageFit::NAMES.join(", ")
+                    ),
+                );
+                ImageFit::Pad
+            })
+        }
+    };
     let classes = raw
         .classes
         .as_ref()
@@ -677,6 +699,7 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
         labels,
         classes,
         image_size,
+        fit,
         per_class: int_in(&raw.per_class, "per_class", 40, 2, 1_000_000, errs),
         test_fraction: float_in(&raw.test_fraction, "test_fraction", 0.2, (0.0, 0.9), errs),
         split_seed,

@@ -3,12 +3,14 @@
 //! (`DIR/<class>/images/*.png`, masks beside) is recognised too.
 
 use super::{DataError, Item};
+use crate::config::ImageFit;
 use std::path::{Path, PathBuf};
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
 
 /// Read every image under `root`'s class subfolders, resized to `h` x `w`
-/// (aspect ratio kept, padded with black). `wanted` picks and orders the
+/// (aspect ratio kept, padded with black; [`load_class_folders_with`] for
+/// another [`ImageFit`]). `wanted` picks and orders the
 /// classes; empty means every subfolder, sorted by name.
 pub fn load_class_folders(
     root: &Path,
@@ -16,10 +18,11 @@ pub fn load_class_folders(
     h: usize,
     w: usize,
 ) -> Result<(Vec<String>, Vec<Item>), DataError> {
-    load_class_folders_with(root, wanted, h, w, false)
+    load_class_folders_with(root, wanted, h, w, ImageFit::Pad, false)
 }
 
-/// [`load_class_folders`]; with `allow_empty`, a class folder that is
+/// [`load_class_folders`], each image brought to `h` x `w` by `fit`; with
+/// `allow_empty`, a class folder that is
 /// missing or empty contributes no images instead of being an error (GAN
 /// samples: a balanced majority class gets none).
 pub fn load_class_folders_with(
@@ -27,6 +30,7 @@ pub fn load_class_folders_with(
     wanted: &[String],
     h: usize,
     w: usize,
+    fit: ImageFit,
     allow_empty: bool,
 ) -> Result<(Vec<String>, Vec<Item>), DataError> {
     let err = |message: String| DataError::Folder {
@@ -78,7 +82,7 @@ pub fn load_class_folders_with(
         }
         for file in files {
             items.push(Item {
-                pixels: read_gray_resized(&file, h, w)?,
+                pixels: read_gray_resized(&file, h, w, fit)?,
                 class,
                 name: file.display().to_string(),
                 patient: super::patients::paired_patient(&file)
@@ -103,18 +107,32 @@ fn image_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Decode one image to gray in [0, 1] (16-bit kept at full precision),
-/// scale to fit `h` x `w` keeping its aspect ratio, centre it on black.
-pub fn read_gray_resized(path: &Path, h: usize, w: usize) -> Result<Vec<f32>, DataError> {
+/// Decode one image to gray in [0, 1] (16-bit kept at full precision) and
+/// bring it to `h` x `w`: with [`ImageFit::Pad`] scaled to fit keeping its
+/// aspect ratio and centred on black, with [`ImageFit::Stretch`] scaled
+/// along each axis to fill the frame.
+pub fn read_gray_resized(
+    path: &Path,
+    h: usize,
+    w: usize,
+    fit: ImageFit,
+) -> Result<Vec<f32>, DataError> {
     let img = image::open(path).map_err(|e| DataError::Image {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     let gray = img.into_luma16();
     let (iw, ih) = gray.dimensions();
-    let scale = (w as f64 / f64::from(iw)).min(h as f64 / f64::from(ih));
-    let nw = ((f64::from(iw) * scale).round() as u32).clamp(1, w as u32);
-    let nh = ((f64::from(ih) * scale).round() as u32).clamp(1, h as u32);
+    let (nw, nh) = match fit {
+        ImageFit::Stretch => (w as u32, h as u32),
+        ImageFit::Pad => {
+            let scale = (w as f64 / f64::from(iw)).min(h as f64 / f64::from(ih));
+            (
+                ((f64::from(iw) * scale).round() as u32).clamp(1, w as u32),
+                ((f64::from(ih) * scale).round() as u32).clamp(1, h as u32),
+            )
+        }
+    };
     let resized = image::imageops::resize(&gray, nw, nh, image::imageops::FilterType::Triangle);
     let (ox, oy) = ((w as u32 - nw) / 2, (h as u32 - nh) / 2);
     let mut out = vec![0.0f32; h * w];
@@ -153,6 +171,23 @@ mod tests {
         );
         assert_eq!(items.len(), per_class.iter().sum::<usize>());
         assert!(items.iter().all(|i| i.pixels.len() == 32 * 32));
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[test]
+    fn a_square_image_in_a_tall_frame_is_padded_or_stretched_to_fill_it() {
+        let d = dir("fit");
+        let file = d.join("square.png");
+        image::GrayImage::from_pixel(20, 20, image::Luma([255]))
+            .save(&file)
+            .unwrap();
+        let bright = |pixels: &[f32]| pixels.iter().filter(|&&p| p > 0.99).count();
+        // 32 rows x 8 columns: padded, the square is 8x8 in the middle.
+        let padded = read_gray_resized(&file, 32, 8, ImageFit::Pad).unwrap();
+        assert_eq!(bright(&padded), 64);
+        assert!(padded[..8 * 12].iter().all(|&p| p == 0.0), "black above");
+        let stretched = read_gray_resized(&file, 32, 8, ImageFit::Stretch).unwrap();
+        assert_eq!(bright(&stretched), 32 * 8, "fills the frame");
         std::fs::remove_dir_all(&d).ok();
     }
 

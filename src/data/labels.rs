@@ -17,6 +17,7 @@
 
 use super::folder::read_gray_resized;
 use super::{DataError, Item};
+use crate::config::ImageFit;
 use std::path::{Path, PathBuf};
 
 fn bad(path: &Path, line: usize, message: String) -> DataError {
@@ -133,7 +134,8 @@ fn resolve(dir: &Path, name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Read the images a label file lists under `dir`, resized to `h` x `w`.
+/// Read the images a label file lists under `dir`, brought to `h` x `w` by
+/// `fit`.
 /// `wanted` names the classes in label order (empty: the labels' distinct
 /// names, sorted).
 pub fn load_labelled(
@@ -142,6 +144,7 @@ pub fn load_labelled(
     wanted: &[String],
     h: usize,
     w: usize,
+    fit: ImageFit,
 ) -> Result<(Vec<String>, Vec<Item>), DataError> {
     let rows = parse_rows(labels)?;
     let classes: Vec<String> = if wanted.is_empty() {
@@ -202,7 +205,7 @@ pub fn load_labelled(
             )
         })?;
         items.push(Item {
-            pixels: read_gray_resized(&path, h, w)?,
+            pixels: read_gray_resized(&path, h, w, fit)?,
             class,
             name: path.display().to_string(),
             patient: patient
@@ -250,9 +253,9 @@ mod tests {
         std::fs::copy(d.join("d.png"), d.join("scan#4.png")).unwrap();
         let hash = d.join("hash.csv");
         std::fs::write(&hash, "file,class\nscan#4.png,y\na.png,x\n").unwrap();
-        let (_, items) = load_labelled(&d, &hash, &[], 16, 8).unwrap();
+        let (_, items) = load_labelled(&d, &hash, &[], 16, 8, ImageFit::Pad).unwrap();
         assert_eq!(items.len(), 2, "'#' in a CSV file name is not a comment");
-        let (classes, items) = load_labelled(&d, &csv, &[], 16, 8).unwrap();
+        let (classes, items) = load_labelled(&d, &csv, &[], 16, 8, ImageFit::Pad).unwrap();
         assert_eq!(classes, vec!["healthy", "metastasis"]);
         assert_eq!(
             items.iter().map(|i| i.patient.as_str()).collect::<Vec<_>>(),
@@ -262,7 +265,7 @@ mod tests {
         let txt = d.join("labels.txt");
         std::fs::write(&txt, "# BS-80K style\r\na 0\r\nb\t1\nd 1\n").unwrap();
         let wanted = vec!["normal".to_string(), "abnormal".to_string()];
-        let (_, items) = load_labelled(&d, &txt, &wanted, 16, 8).unwrap();
+        let (_, items) = load_labelled(&d, &txt, &wanted, 16, 8, ImageFit::Pad).unwrap();
         assert_eq!(
             items.iter().map(|i| i.class).collect::<Vec<_>>(),
             vec![0, 1, 1]
@@ -277,7 +280,7 @@ mod tests {
         let f = d.join("l.csv");
         let wanted = vec!["x".to_string(), "y".to_string()];
         std::fs::write(&f, "file,class\na.png,x\nb.png,z\n").unwrap();
-        let e = load_labelled(&d, &f, &wanted, 16, 8)
+        let e = load_labelled(&d, &f, &wanted, 16, 8, ImageFit::Pad)
             .unwrap_err()
             .to_string();
         assert!(
@@ -285,7 +288,7 @@ mod tests {
             "{e}"
         );
         std::fs::write(&f, "file,class\na.png,x\nmissing.png,y\n").unwrap();
-        let e = load_labelled(&d, &f, &wanted, 16, 8)
+        let e = load_labelled(&d, &f, &wanted, 16, 8, ImageFit::Pad)
             .unwrap_err()
             .to_string();
         assert!(
@@ -293,13 +296,13 @@ mod tests {
             "{e}"
         );
         std::fs::write(&f, "file,class\na.png,x\nb.png,x\n").unwrap();
-        let e = load_labelled(&d, &f, &wanted, 16, 8)
+        let e = load_labelled(&d, &f, &wanted, 16, 8, ImageFit::Pad)
             .unwrap_err()
             .to_string();
         assert!(e.contains("class 'y' has no images"), "{e}");
         std::fs::write(d.join("c.png"), b"not a png").unwrap();
         std::fs::write(&f, "file,class\na.png,x\nc.png,y\n").unwrap();
-        let e = load_labelled(&d, &f, &wanted, 16, 8)
+        let e = load_labelled(&d, &f, &wanted, 16, 8, ImageFit::Pad)
             .unwrap_err()
             .to_string();
         assert!(

@@ -11,7 +11,7 @@ pub mod patients;
 pub mod phantom;
 pub mod prep;
 
-use crate::config::{DataSource, DataSpec};
+use crate::config::{DataSource, DataSpec, ImageFit};
 use crate::rng::SplitMix64;
 use std::path::PathBuf;
 use tch::{Kind, Tensor};
@@ -134,11 +134,19 @@ pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
             let path = spec.path.clone().unwrap_or_default();
             let (found_classes, items, source) = match &spec.labels {
                 Some(labels) => {
-                    let (c, i) = labels::load_labelled(&path, labels, &spec.classes, h, w)?;
+                    let (c, i) =
+                        labels::load_labelled(&path, labels, &spec.classes, h, w, spec.fit)?;
                     (c, i, path.join(labels))
                 }
                 None => {
-                    let (c, i) = folder::load_class_folders(&path, &spec.classes, h, w)?;
+                    let (c, i) = folder::load_class_folders_with(
+                        &path,
+                        &spec.classes,
+                        h,
+                        w,
+                        spec.fit,
+                        false,
+                    )?;
                     (c, i, path.clone())
                 }
             };
@@ -168,7 +176,7 @@ pub fn add_to_train(
     w: usize,
 ) -> Result<Vec<usize>, DataError> {
     let classes = split.train.classes.clone();
-    let (_, items) = folder::load_class_folders_with(folder, &classes, h, w, true)?;
+    let (_, items) = folder::load_class_folders_with(folder, &classes, h, w, ImageFit::Pad, true)?;
     let mut added = vec![0; classes.len()];
     for item in &items {
         added[item.class] += 1;
@@ -273,14 +281,16 @@ fn to_dataset(items: &[Item], which: &[usize], classes: &[String], h: usize, w: 
 }
 
 /// Every image of a folder of class subfolders, unsplit, with `classes`
-/// in that label order (for evaluating a trained model on new data).
+/// in that label order, brought to `h` x `w` by `fit` as in training (for
+/// evaluating a trained model on new data).
 pub fn load_folder_all(
     root: &std::path::Path,
     classes: &[String],
     h: usize,
     w: usize,
+    fit: ImageFit,
 ) -> Result<Dataset, DataError> {
-    let (classes, items) = folder::load_class_folders(root, classes, h, w)?;
+    let (classes, items) = folder::load_class_folders_with(root, classes, h, w, fit, false)?;
     let all: Vec<usize> = (0..items.len()).collect();
     Ok(to_dataset(&items, &all, &classes, h, w))
 }
@@ -297,6 +307,7 @@ mod tests {
             labels: None,
             classes: vec![],
             image_size: [32, 16],
+            fit: ImageFit::Pad,
             per_class: 10,
             test_fraction: 0.2,
             split_seed: 3,

@@ -375,7 +375,7 @@ fn chest_data(opts: &Options, s: &Settings) -> String {
             s.chest_per_class
         ),
         DataChoice::Folder(dir) => format!(
-            "{{ source = \"folder\", path = \"{}\", image_size = [{h}, {w}], test_fraction = 0.0 }}",
+            "{{ source = \"folder\", path = \"{}\", image_size = [{h}, {w}], fit = \"stretch\", test_fraction = 0.0 }}",
             toml_path(dir)
         ),
     }

@@ -216,42 +216,71 @@ impl GanTrainer {
         Ok(fresh)
     }
 
+    /// The training images of class `c`, `[N, 1, H, W]` in [0, 1].
+    fn real_of_class(&self, c: i64) -> Tensor {
+        let rows = self.labels.eq(c).nonzero().squeeze_dim(1);
+        (self.images.index_select(0, &rows) + 1.0) / 2.0
+    }
+
+    /// Per class, the real-vs-real ceiling, computed once per stage.
+    fn real_within(&mut self) -> Vec<f64> {
+        if self.real_within.is_none() {
+            let within = (0..self.classes.len() as i64)
+                .map(|c| {
+                    ssim::mean_within_ssim(&ceiling_subset(&self.real_of_class(c)), SSIM_CHUNK)
+                })
+                .collect();
+            self.real_within = Some(within);
+        }
+        self.real_within.clone().unwrap_or_default()
+    }
+
     /// Per class, from `ssim_samples` generated images (eval mode):
     /// generated-vs-real SSIM (against every training image of the class,
     /// brightness and contrast matched), diversity (generated against
     /// generated) and the real-vs-real ceiling (computed once per stage).
     pub fn quality(&mut self) -> Quality {
         let n = self.ssim_samples;
-        let real_sets: Vec<Tensor> = (0..self.classes.len() as i64)
+        let fakes: Vec<Option<Tensor>> = (0..self.classes.len() as i64)
             .map(|c| {
-                let rows = self.labels.eq(c).nonzero().squeeze_dim(1);
-                (self.images.index_select(0, &rows) + 1.0) / 2.0
+                let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
+                let labels = Tensor::full([n], c, (Kind::Int64, self.device));
+                Some(tch::no_grad(|| {
+                    (self.generator.generate(&z, &labels, false) + 1.0) / 2.0
+                }))
             })
             .collect();
-        let real_within = self
-            .real_within
-            .get_or_insert_with(|| {
-                real_sets
-                    .iter()
-                    .map(|real| ssim::mean_within_ssim(&ceiling_subset(real), SSIM_CHUNK))
-                    .collect()
-            })
-            .clone();
+        self.quality_of(&fakes)
+    }
+
+    /// [`Quality`] of given images, per class `[N, 1, H, W]` in [0, 1] on
+    /// the stage's device (`None`: that class's scores are NaN, its
+    /// ceiling is still computed). Diversity uses at most the first 128
+    /// images of a class, as the ceiling does.
+    pub fn quality_of(&mut self, generated: &[Option<Tensor>]) -> Quality {
+        let real = self.real_within();
         let mut quality = Quality {
             ssim: Vec::new(),
             diversity: Vec::new(),
-            real: real_within,
+            real,
         };
-        for (c, real) in real_sets.iter().enumerate() {
-            let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
-            let labels = Tensor::full([n], c as i64, (Kind::Int64, self.device));
-            let fake = tch::no_grad(|| (self.generator.generate(&z, &labels, false) + 1.0) / 2.0);
-            quality
-                .ssim
-                .push(ssim::mean_pairwise_ssim(&fake, real, SSIM_CHUNK));
-            quality
-                .diversity
-                .push(ssim::mean_within_ssim(&fake, SSIM_CHUNK));
+        for c in 0..self.classes.len() {
+            match generated.get(c).and_then(Option::as_ref) {
+                Some(fake) => {
+                    let real = self.real_of_class(c as i64);
+                    quality
+                        .ssim
+                        .push(ssim::mean_pairwise_ssim(fake, &real, SSIM_CHUNK));
+                    let kept = fake.narrow(0, 0, fake.size()[0].min(CEILING_MAX_IMAGES));
+                    quality
+                        .diversity
+                        .push(ssim::mean_within_ssim(&kept, SSIM_CHUNK));
+                }
+                None => {
+                    quality.ssim.push(f64::NAN);
+                    quality.diversity.push(f64::NAN);
+                }
+            }
         }
         quality
     }

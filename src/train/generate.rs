@@ -55,6 +55,8 @@ pub fn run_generate(
     }
     tch::manual_seed((ctx.spec.train.seed >> 1) as i64);
     let mut manifest = String::from("file,class,gan_weights\n");
+    // Per class, the first images written (in [0, 1]), to score below.
+    let mut kept: Vec<Option<Tensor>> = classes.iter().map(|_| None).collect();
     for (c, (class, &n)) in classes.iter().zip(&targets).enumerate() {
         if n == 0 {
             continue;
@@ -67,6 +69,16 @@ pub fn run_generate(
             let z = Tensor::randn([b, gan.model.latent_dim as i64], (Kind::Float, ctx.device));
             let labels = Tensor::full([b], c as i64, (Kind::Int64, ctx.device));
             let images = tch::no_grad(|| gan_trainer.generator().generate(&z, &labels, false));
+            let unit = (&images + 1.0) / 2.0;
+            kept[c] = Some(match kept[c].take() {
+                Some(k) if k.size()[0] < SCORED_PER_CLASS => {
+                    let both = Tensor::cat(&[k, unit], 0);
+                    let n = both.size()[0].min(SCORED_PER_CLASS);
+                    both.narrow(0, 0, n)
+                }
+                Some(k) => k,
+                None => unit,
+            });
             let images = ((images + 1.0) * 32767.5)
                 .clamp(0.0, 65535.0)
                 .round()
@@ -103,8 +115,69 @@ pub fn run_generate(
         summary.join(", "),
         out.strip_prefix(ctx.run.root()).unwrap_or(&out).display()
     )))?;
+    score_written(ctx, &mut gan_trainer, &classes, &targets, &kept, &out)?;
     ctx.recorder.emit(Event::StageFinished { stage, step: 0 })?;
     Ok(StageOutcome::Finished { step: 0 })
+}
+
+/// At most this many written images of a class are scored (the first
+/// ones; diversity compares all their pairs).
+const SCORED_PER_CLASS: i64 = 128;
+
+/// Score what was written, per class that got images, with the GAN stage's
+/// protocol (SSIM against the class's training images, diversity, the
+/// real-vs-real ceiling): one info line, a warning per collapsed class, and
+/// `quality.csv` beside the images. These are the images the classifier
+/// will train on, so this is the score that matters for balancing.
+fn score_written(
+    ctx: &mut StageContext<'_, '_>,
+    gan: &mut GanTrainer,
+    classes: &[String],
+    targets: &[usize],
+    kept: &[Option<Tensor>],
+    out: &Path,
+) -> Result<(), TrainError> {
+    let stage = ctx.spec.name.clone();
+    let q = gan.quality_of(kept);
+    let mut csv = String::from("class,written,scored,ssim,diversity,real\n");
+    let mut parts = Vec::new();
+    for (c, class) in classes.iter().enumerate() {
+        let Some(images) = &kept[c] else {
+            continue;
+        };
+        let (ssim, diversity, real) = (q.ssim[c], q.diversity[c], q.real[c]);
+        csv.push_str(&format!(
+            "{class},{},{},{ssim:.6},{diversity:.6},{real:.6}\n",
+            targets[c],
+            images.size()[0]
+        ));
+        parts.push(format!(
+            "{class} SSIM {ssim:.3} ({:.2} of real {real:.3}), diversity {diversity:.3} (real {:+.3})",
+            ssim / real,
+            diversity - real
+        ));
+        if crate::store::is_collapsed(diversity, real) {
+            ctx.recorder.emit(Event::warning(format!(
+                "{stage}: the written {class} images have collapsed: they are alike (diversity \
+                 {diversity:.3}) where the real ones differ (real-vs-real {real:.3}; the rule is \
+                 diversity > real + {}); balancing with them only duplicates",
+                crate::store::COLLAPSE_MARGIN
+            )))?;
+        }
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    let path = out.join("quality.csv");
+    write_atomic(&path, csv.as_bytes()).map_err(|e| TrainError::Setup {
+        stage: stage.clone(),
+        message: format!("{}: {e}", path.display()),
+    })?;
+    ctx.recorder.emit(Event::info(format!(
+        "written images against the training images: {}",
+        parts.join("; ")
+    )))?;
+    Ok(())
 }
 
 #[cfg(test)]
