@@ -1,6 +1,6 @@
 //! The commands that talk to the daemon: `daemon`, `status`, `pause`,
 //! `resume`, `cancel`, `move`, `priority`, `retry`, `logs`, `events`,
-//! `submit`.
+//! `submit`, and `sweep`, which writes configs for the daemon to queue.
 
 use crate::daemon::client::{self, Client};
 use crate::daemon::protocol::{MoveTo, Reply, Request, RunInfo, Snapshot};
@@ -120,6 +120,27 @@ pub enum QueueCommand {
         #[arg(long)]
         csv: std::path::PathBuf,
     },
+    /// Write one config per combination of values (and per seed) into the
+    /// configs folder, where the daemon queues them.
+    ///
+    /// Each is the source with its values set (comments kept) and a name
+    /// saying what varies, e.g. cls-lr3e-4-s1. Every file is validated
+    /// before any is written; sweeping again writes nothing new.
+    Sweep {
+        /// The config to vary.
+        config: std::path::PathBuf,
+        /// KEY=V1,V2,...: a dotted key (train.lr; in a [[stage]] file the
+        /// stage first, classifier.train.lr) and its values. Repeat for a grid.
+        #[arg(long = "set", value_name = "KEY=V1,V2")]
+        set: Vec<String>,
+        /// Also one config per seed 1..=N (train.seed and data.split_seed of
+        /// every stage).
+        #[arg(long, value_name = "N")]
+        seeds: Option<usize>,
+        /// Where to write (default: the configs folder).
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +202,18 @@ pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> 
             println!("wrote {n} CSV files to {}", csv.display());
             Ok(ExitCode::SUCCESS)
         }
+        QueueCommand::Sweep {
+            config,
+            set,
+            seeds,
+            out,
+        } => sweep(
+            config,
+            set,
+            *seeds,
+            out.as_deref().unwrap_or(configs_dir),
+            runs_dir,
+        ),
         QueueCommand::Submit { file } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -424,4 +457,93 @@ fn print_events(paths: &Paths, run: &str, follow: bool) -> Result<ExitCode> {
             other => bail!("unexpected reply from the daemon: {other:?}"),
         }
     }
+}
+
+/// `scintigan sweep`: expand, validate every member, refuse to overwrite a
+/// different file, then write the new ones.
+fn sweep(
+    source: &Path,
+    set: &[String],
+    seeds: Option<usize>,
+    out: &Path,
+    runs_dir: &Path,
+) -> Result<ExitCode> {
+    use crate::config::{self, KnownRuns, sweep};
+    if set.is_empty() && seeds.is_none() {
+        bail!("nothing to sweep: give --set KEY=V1,V2 (repeatable) and/or --seeds N");
+    }
+    let text = std::fs::read_to_string(source)
+        .with_context(|| format!("cannot read {}", source.display()))?;
+    let source_dir = source
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let spec = match config::load_config(source, &KnownRuns::scan(source_dir, Some(runs_dir))) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let axes = set
+        .iter()
+        .map(|s| sweep::Axis::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Relative paths mean the source's folder; the written file may sit
+    // elsewhere, so they become absolute there.
+    let from = config::config_base_dir(source);
+    let to = config::config_base_dir(&out.join("x.toml"));
+    let rebase = |p: &str| {
+        let path = Path::new(p);
+        (from != to && path.is_relative()).then(|| from.join(path).display().to_string())
+    };
+    let members = sweep::expand(source, &text, &spec.name, &axes, seeds, &rebase)?;
+    let known = KnownRuns::scan(out, Some(runs_dir));
+    let (mut new, mut unchanged, mut problems) = (Vec::new(), 0, 0);
+    for m in &members {
+        let file = out.join(format!("{}.toml", m.name));
+        let shown = file.display().to_string();
+        if let Err(errors) = config::parse_config(&shown, &m.text, &to, &m.name, &known) {
+            problems += 1;
+            for e in errors {
+                eprintln!("{e}");
+            }
+            continue;
+        }
+        match std::fs::read_to_string(&file) {
+            Ok(old) if old == m.text => unchanged += 1,
+            Ok(_) => {
+                problems += 1;
+                eprintln!(
+                    "{shown}: exists and differs from what this sweep writes; remove it or sweep into another --out"
+                );
+            }
+            Err(_) => new.push((file, m)),
+        }
+    }
+    if problems > 0 {
+        eprintln!(
+            "sweep of {}: {problems} of {} configs cannot be written; nothing was written",
+            source.display(),
+            members.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (file, m) in &new {
+        crate::store::write_atomic(file, m.text.as_bytes())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let names: Vec<&str> = new.iter().map(|(_, m)| m.name.as_str()).collect();
+    println!(
+        "sweep of {}: wrote {} configs to {} ({unchanged} already there){}{}",
+        source.display(),
+        new.len(),
+        out.display(),
+        if names.is_empty() { "" } else { ": " },
+        names.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -173,3 +173,100 @@ fn unknown_executor() {
         "tests/fixtures/unknown_executor.toml:3:12: unknown executor 'kubernetes'; expected \"local\" or \"slurm\"",
     );
 }
+
+/// `scintigan sweep` writes one valid config per combination and seed into
+/// configs/, refuses a bad key with the config error's file:line:col and
+/// then writes nothing, and writes nothing new when run again.
+#[test]
+fn sweep_writes_one_config_per_combination_once_and_nothing_when_one_is_bad() {
+    let dir = common::scratch("sweep");
+    std::fs::create_dir_all(dir.join("sweeps")).unwrap();
+    std::fs::create_dir_all(dir.join("data/bone/healthy")).unwrap();
+    common::write(
+        &dir.join("sweeps"),
+        "cls.toml",
+        "# the classifier of the paper's set 5\nname = \"cls\"\nkind = \"classifier\"\ndata = { source = \"folder\", path = \"../data/bone\" }\n\n[train]\nlr = 1e-3 # the paper's\nepochs = 2\n",
+    );
+    let out = common::run_ok(
+        &dir,
+        &[
+            "sweep",
+            "sweeps/cls.toml",
+            "--set",
+            "train.lr=3e-4,1e-4",
+            "--seeds",
+            "2",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("wrote 4 configs to configs (0 already there): cls-lr3e-4-s1, cls-lr3e-4-s2, cls-lr1e-4-s1, cls-lr1e-4-s2"),
+        "{said}"
+    );
+    let known = KnownRuns::scan(&dir.join("configs"), None);
+    let spec = load_config(&dir.join("configs/cls-lr1e-4-s2.toml"), &known).expect("valid");
+    assert_eq!(spec.name, "cls-lr1e-4-s2");
+    assert_eq!(spec.stage[0].train.lr, 1e-4);
+    assert_eq!(spec.stage[0].train.seed, 2);
+    assert_eq!(spec.stage[0].data.split_seed, 2);
+    // The relative data path meant sweeps/../data/bone; it still does.
+    assert_eq!(
+        spec.stage[0]
+            .data
+            .path
+            .as_deref()
+            .map(|p| p.ends_with("sweeps/../data/bone")),
+        Some(true),
+        "{:?}",
+        spec.stage[0].data.path
+    );
+    let text = std::fs::read_to_string(dir.join("configs/cls-lr1e-4-s2.toml")).unwrap();
+    assert!(
+        text.contains("# the classifier of the paper's set 5")
+            && text.contains("lr = 1e-4 # the paper's"),
+        "{text}"
+    );
+    // Again: nothing new.
+    let out = common::run_ok(
+        &dir,
+        &[
+            "sweep",
+            "sweeps/cls.toml",
+            "--set",
+            "train.lr=3e-4,1e-4",
+            "--seeds",
+            "2",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("wrote 0 configs to configs (4 already there)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A misspelt key: the config error, and no file of this sweep written.
+    let out = common::run_in(
+        &dir,
+        &["sweep", "sweeps/cls.toml", "--set", "train.lrr=1,2"],
+    );
+    assert!(!out.status.success());
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("configs/cls-lrr1.toml:") && err.contains("unknown field `lrr`"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!dir.join("configs/cls-lrr1.toml").exists());
+    // Out of range: the validator's words, with the line and column.
+    let out = common::run_in(
+        &dir,
+        &["sweep", "sweeps/cls.toml", "--set", "train.batch_size=0"],
+    );
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("configs/cls-batch_size0.toml:")
+            && err.contains("batch_size 0 is out of range"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.join("configs")).unwrap().count(), 4);
+}
