@@ -207,13 +207,7 @@ pub fn dispatch(command: &QueueCommand, runs_dir: &Path, configs_dir: &Path) -> 
             set,
             seeds,
             out,
-        } => sweep(
-            config,
-            set,
-            *seeds,
-            out.as_deref().unwrap_or(configs_dir),
-            runs_dir,
-        ),
+        } => sweep(config, set, *seeds, out.as_deref(), configs_dir, runs_dir),
         QueueCommand::Submit { file } => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
@@ -465,7 +459,8 @@ fn sweep(
     source: &Path,
     set: &[String],
     seeds: Option<usize>,
-    out: &Path,
+    out: Option<&Path>,
+    configs_dir: &Path,
     runs_dir: &Path,
 ) -> Result<ExitCode> {
     use crate::config::{self, KnownRuns, sweep};
@@ -492,14 +487,22 @@ fn sweep(
         .map(|s| sweep::Axis::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
     // Relative paths mean the source's folder; the written file may sit
-    // elsewhere, so they become absolute there.
+    // elsewhere, so they become absolute there. The configs folder's files
+    // resolve against the project root, as the daemon reads them.
     let from = config::config_base_dir(source);
-    let to = config::config_base_dir(&out.join("x.toml"));
+    let to = match out {
+        Some(dir) => config::config_base_dir(&dir.join("x.toml")),
+        None => Paths::new(runs_dir, &std::path::absolute(configs_dir)?).project_root(),
+    };
+    let out = out.unwrap_or(configs_dir);
     let rebase = |p: &str| {
         let path = Path::new(p);
         (from != to && path.is_relative()).then(|| from.join(path).display().to_string())
     };
-    let members = sweep::expand(source, &text, &spec.name, &axes, seeds, &rebase)?;
+    // The header names the source the same way however it was typed, so
+    // that sweeping again from elsewhere writes nothing new.
+    let shown = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let members = sweep::expand(&shown, &text, &spec.name, &axes, seeds, &rebase)?;
     let known = KnownRuns::scan(out, Some(runs_dir));
     let (mut new, mut unchanged, mut problems) = (Vec::new(), 0, 0);
     for m in &members {
@@ -512,15 +515,19 @@ fn sweep(
             }
             continue;
         }
-        match std::fs::read_to_string(&file) {
-            Ok(old) if old == m.text => unchanged += 1,
+        match std::fs::read(&file) {
+            Ok(old) if old == m.text.as_bytes() => unchanged += 1,
             Ok(_) => {
                 problems += 1;
                 eprintln!(
                     "{shown}: exists and differs from what this sweep writes; remove it or sweep into another --out"
                 );
             }
-            Err(_) => new.push((file, m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => new.push((file, m)),
+            Err(e) => {
+                problems += 1;
+                eprintln!("{shown}: cannot read to compare: {e}");
+            }
         }
     }
     if problems > 0 {
@@ -532,9 +539,19 @@ fn sweep(
         return Ok(ExitCode::FAILURE);
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for (file, m) in &new {
-        crate::store::write_atomic(file, m.text.as_bytes())
-            .with_context(|| format!("cannot write {}", file.display()))?;
+    for (i, (file, m)) in new.iter().enumerate() {
+        if let Err(e) = crate::store::write_atomic(file, m.text.as_bytes()) {
+            let written: Vec<&str> = new[..i].iter().map(|(_, m)| m.name.as_str()).collect();
+            bail!(
+                "cannot write {}: {e}; written before it: {}",
+                file.display(),
+                if written.is_empty() {
+                    "none".to_string()
+                } else {
+                    written.join(", ")
+                }
+            );
+        }
     }
     let names: Vec<&str> = new.iter().map(|(_, m)| m.name.as_str()).collect();
     println!(

@@ -378,7 +378,7 @@ fn run_one_stage(
         }
         let folder = generate::generated_dir(&src_run, &src.name);
         let [h, w] = ctx.spec.data.image_size;
-        let added = crate::data::add_to_train(&mut data, &folder, h, w)?;
+        let added = crate::data::add_to_train(&mut data, &folder, h, w, ctx.spec.data.fit)?;
         let parts: Vec<String> = data
             .train
             .classes

@@ -612,7 +612,8 @@ fn sighup_to_the_clients_process_group_stops_no_run() {
     // A login shell's process group: it starts the daemon through a client
     // command and follows the log, as a user over SSH would.
     let bin = env!("CARGO_BIN_EXE_scintigan");
-    let mut shell = Command::new("sh")
+    let mut shell = Command::new("sh");
+    shell
         .arg("-c")
         .arg(format!(
             "'{bin}' status >/dev/null && sleep 2 && '{bin}' logs hup -f"
@@ -620,9 +621,19 @@ fn sighup_to_the_clients_process_group_stops_no_run() {
         .current_dir(&p.dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("shell");
+        .process_group(0);
+    // A login shell takes SIGHUP's default action, whatever this test
+    // inherited (under `nohup make test` it is ignored, and the shell and
+    // its `logs -f` would never end).
+    // SAFETY: signal() is async-signal-safe; nothing else runs between
+    // fork and exec.
+    unsafe {
+        shell.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut shell = shell.spawn().expect("shell");
     let running = p.wait_state("hup", "running", 30);
     std::thread::sleep(Duration::from_millis(2500));
     let daemon = p.daemon_pid().expect("daemon");

@@ -142,12 +142,11 @@ pub fn load_config(path: &Path, known: &KnownRuns) -> Result<RunSpec, Vec<Config
 /// The directory a config's relative paths are resolved against: the
 /// project root for files in `configs/` (its parent), else the file's own
 /// directory.
-/// The folder a config's relative paths are resolved against: its own, or
-/// the project root for a file directly in `configs/`.
 pub fn config_base_dir(path: &Path) -> PathBuf {
     absolute_parent(path)
 }
 
+/// See [`config_base_dir`].
 fn absolute_parent(path: &Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -13,10 +13,22 @@ pub enum SweepError {
     Malformed(String),
     #[error("--set '{key}': key '{part}' is not a TOML key; expected dotted names like train.lr")]
     BadKey { key: String, part: String },
-    #[error("--set {key} is given twice")]
-    Repeated { key: String },
-    #[error("--set {key}: {message}")]
-    Value { key: String, message: String },
+    #[error("--set {key} and --set {other} set the same value")]
+    Repeated { key: String, other: String },
+    #[error("--set {key} and --seeds both set the seed; give one of them")]
+    SeedTwice { key: String },
+    #[error(
+        "{first} and {second} both make the config name '{name}'; give values that differ in letters or digits"
+    )]
+    SameName {
+        first: String,
+        second: String,
+        name: String,
+    },
+    #[error(
+        "the config name '{name}' ({len} characters) is longer than 64; name the source config shorter or sweep fewer keys at once"
+    )]
+    TooLong { name: String, len: usize },
     #[error(
         "--set {key}: this file has [[stage]] tables ({stages}); name the stage first, for example {example}"
     )]
@@ -150,9 +162,27 @@ pub fn expand(
             file: file.clone(),
             message: e.message().to_string(),
         })?;
-    for (i, a) in axes.iter().enumerate() {
-        if axes[..i].iter().any(|b| b.key == a.key) {
-            return Err(SweepError::Repeated { key: a.key_text() });
+    // Two keys naming the same value (train.lr and cls.train.lr of a
+    // one-stage pipeline) are one axis given twice.
+    let targets = axes
+        .iter()
+        .map(|a| resolve(&doc, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, t) in targets.iter().enumerate() {
+        if let Some(j) = targets[..i].iter().position(|u| u == t) {
+            return Err(SweepError::Repeated {
+                key: axes[j].key_text(),
+                other: axes[i].key_text(),
+            });
+        }
+        let (_, path) = t;
+        let seedish = [["train", "seed"], ["data", "split_seed"]]
+            .iter()
+            .any(|k| path.iter().map(String::as_str).eq(k.iter().copied()));
+        if seeds.is_some() && seedish {
+            return Err(SweepError::SeedTwice {
+                key: axes[i].key_text(),
+            });
         }
     }
     if let Some(n) = seeds
@@ -201,6 +231,26 @@ pub fn expand(
                 "# Written by `scintigan sweep` from {file}: {}.\n# Edit that file and sweep again rather than this one.\n",
                 what.join(", ")
             );
+            let what = |settings: &[(String, String)]| {
+                let parts: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                parts.join(" ")
+            };
+            if let Some(other) = members
+                .iter()
+                .find(|m: &&Member| m.name.eq_ignore_ascii_case(&name))
+            {
+                return Err(SweepError::SameName {
+                    first: what(&other.settings),
+                    second: what(&settings),
+                    name,
+                });
+            }
+            if name.len() > 64 {
+                return Err(SweepError::TooLong {
+                    len: name.len(),
+                    name,
+                });
+            }
             members.push(Member {
                 name,
                 text: format!("{header}{doc}"),
@@ -230,10 +280,11 @@ fn label(key: &str, value: &str) -> String {
     let value: String = value
         .trim_matches(|c| matches!(c, '[' | ']' | '"' | '\''))
         .chars()
-        .filter(|c| !c.is_whitespace())
+        // `1e+3` reads as `1e3`; a run name has no `+`.
+        .filter(|c| !c.is_whitespace() && *c != '+')
         .map(|c| match c {
             ',' => 'x',
-            c if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '+') => c,
+            c if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') => c,
             _ => '_',
         })
         .collect();
@@ -264,12 +315,27 @@ fn stage_names(doc: &DocumentMut) -> Vec<String> {
 /// (`priority`, `after`, ...) go as they are.
 fn set(doc: &mut DocumentMut, axis: &Axis, value: &str, file: &str) -> Result<(), SweepError> {
     let key = axis.key_text();
+    match resolve(doc, axis)? {
+        (None, path) => set_in(doc.as_table_mut(), &path, toml_value(value), &key, file),
+        (Some(i), path) => {
+            let stage = doc["stage"]
+                .as_array_of_tables_mut()
+                .and_then(|s| s.get_mut(i))
+                .ok_or_else(|| SweepError::Malformed(key.clone()))?;
+            set_in(stage, &path, toml_value(value), &key, file)
+        }
+    }
+}
+
+/// Which stage (index; None: the top level) and which dotted path inside
+/// it `axis` names.
+fn resolve(doc: &DocumentMut, axis: &Axis) -> Result<(Option<usize>, Vec<String>), SweepError> {
+    let key = axis.key_text();
     let stages = stage_names(doc);
     let sections = ["data", "model", "train"];
     let first = axis.key[0].as_str();
-    // Which stage (index) and the key's path inside it; None: top level.
-    let target: Option<(usize, &[String])> = if stages.is_empty() {
-        None
+    if stages.is_empty() {
+        Ok((None, axis.key.clone()))
     } else if sections.contains(&first) {
         if stages.len() > 1 {
             return Err(SweepError::WhichStage {
@@ -278,30 +344,20 @@ fn set(doc: &mut DocumentMut, axis: &Axis, value: &str, file: &str) -> Result<()
                 example: format!("{}.{key}", stages.last().map_or("", String::as_str)),
             });
         }
-        Some((0, &axis.key[..]))
+        Ok((Some(0), axis.key.clone()))
     } else if let Some(i) = stages.iter().position(|s| s == first) {
         if axis.key.len() < 2 {
-            return Err(SweepError::Malformed(key.clone()));
+            return Err(SweepError::Malformed(format!("{key}=...")));
         }
-        Some((i, &axis.key[1..]))
+        Ok((Some(i), axis.key[1..].to_vec()))
     } else if axis.key.len() > 2 && sections.contains(&axis.key[1].as_str()) {
-        return Err(SweepError::NoStage {
+        Err(SweepError::NoStage {
             key: key.clone(),
             stage: first.to_string(),
             stages: stages.join(", "),
-        });
+        })
     } else {
-        None
-    };
-    match target {
-        None => set_in(doc.as_table_mut(), &axis.key, toml_value(value), &key, file),
-        Some((i, path)) => {
-            let stage = doc["stage"]
-                .as_array_of_tables_mut()
-                .and_then(|s| s.get_mut(i))
-                .ok_or_else(|| SweepError::Malformed(key.clone()))?;
-            set_in(stage, path, toml_value(value), &key, file)
-        }
+        Ok((None, axis.key.clone()))
     }
 }
 
@@ -345,7 +401,8 @@ fn set_in(
     Ok(())
 }
 
-/// Every stage's `train.seed`, and `data.split_seed` where it has data.
+/// Every stage's `train.seed`, and `data.split_seed` of every stage that
+/// reads data (all but generate stages).
 fn set_seed(doc: &mut DocumentMut, seed: usize) {
     let seed = seed as i64;
     let apply = |t: &mut dyn toml_edit::TableLike| {
@@ -357,7 +414,8 @@ fn set_seed(doc: &mut DocumentMut, seed: usize) {
             "seed",
             "",
         );
-        if t.get("data").is_some() {
+        let generate = t.get("kind").and_then(Item::as_str) == Some("generate");
+        if !generate {
             let _ = set_in(
                 t,
                 &[s("data"), s("split_seed")].concat(),
@@ -393,11 +451,21 @@ fn rebase_paths(doc: &mut DocumentMut, rebase: &dyn Fn(&str) -> Option<String>) 
         };
         redo(t.get_mut("init_from"));
         for (section, key) in [("data", "path"), ("data", "labels"), ("model", "weights")] {
-            redo(
-                t.get_mut(section)
-                    .and_then(Item::as_table_like_mut)
-                    .and_then(|s| s.get_mut(key)),
-            );
+            let Some(item) = t
+                .get_mut(section)
+                .and_then(Item::as_table_like_mut)
+                .and_then(|s| s.get_mut(key))
+            else {
+                continue;
+            };
+            // model.weights of the multi-scale model: one file per backbone.
+            if let Some(files) = item.as_table_like_mut() {
+                for (_, file) in files.iter_mut() {
+                    redo(Some(file));
+                }
+            } else {
+                redo(Some(item));
+            }
         }
     };
     if let Some(stages) = doc.get_mut("stage").and_then(Item::as_array_of_tables_mut) {
@@ -513,9 +581,10 @@ mod tests {
         assert_eq!(stages[0]["train"]["seed"].as_integer(), Some(1));
         assert_eq!(stages[0]["data"]["split_seed"].as_integer(), Some(1));
         assert_eq!(stages[1]["train"]["seed"].as_integer(), Some(1));
-        assert!(
-            stages[1].get("data").is_none(),
-            "no data table made for a stage without one"
+        assert_eq!(
+            stages[1]["data"]["split_seed"].as_integer(),
+            Some(1),
+            "a stage on its default data gets the split seed too"
         );
         assert_eq!(
             stages[0]["data"]["path"].as_str(),
@@ -538,6 +607,110 @@ mod tests {
     }
 
     #[test]
+    fn names_that_would_collide_or_grow_too_long_are_refused() {
+        let err = expand(
+            Path::new("c.toml"),
+            ONE,
+            "c",
+            &axes(&["train.optimizer=\"a b\",ab"]),
+            None,
+            &keep,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train.optimizer=\"a b\" and train.optimizer=ab both make the config name 'c-optimizerab'; give values that differ in letters or digits"
+        );
+        let err = expand(
+            Path::new("c.toml"),
+            ONE,
+            "c",
+            &axes(&["train.lr=1e-4,1E-4"]),
+            None,
+            &keep,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SweepError::SameName { .. }), "{err}");
+        let m = expand(
+            Path::new("c.toml"),
+            ONE,
+            "c",
+            &axes(&["train.lr=1e+3"]),
+            None,
+            &keep,
+        )
+        .unwrap();
+        assert_eq!(m[0].name, "c-lr1e3", "no '+' in a run name");
+        let long = "x".repeat(60);
+        let err = expand(
+            Path::new("c.toml"),
+            ONE,
+            &long,
+            &axes(&["train.lr=1e-4"]),
+            None,
+            &keep,
+        )
+        .unwrap_err();
+        assert!(matches!(err, SweepError::TooLong { len: 67, .. }), "{err}");
+    }
+
+    #[test]
+    fn seeds_and_a_swept_seed_or_one_value_named_twice_are_refused() {
+        let err = expand(
+            Path::new("c.toml"),
+            ONE,
+            "c",
+            &axes(&["train.seed=1,2"]),
+            Some(2),
+            &keep,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--set train.seed and --seeds both set the seed; give one of them"
+        );
+        let one = "name = \"p\"\n[[stage]]\nname = \"cls\"\nkind = \"classifier\"\n";
+        let err = expand(
+            Path::new("p.toml"),
+            one,
+            "p",
+            &axes(&["train.lr=1", "cls.train.lr=2"]),
+            None,
+            &keep,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--set train.lr and --set cls.train.lr set the same value"
+        );
+        // A stage without a data table gets its split seed too; a generate
+        // stage, which reads no data, does not.
+        let text = "[[stage]]\nname = \"gan\"\nkind = \"gan\"\n[[stage]]\nname = \"gen\"\nkind = \"generate\"\ninit_from = \"run:gan\"\n";
+        let m = expand(Path::new("p.toml"), text, "p", &[], Some(1), &keep).unwrap();
+        let t: toml::Table = toml::from_str(&m[0].text).unwrap();
+        let stages = t["stage"].as_array().unwrap();
+        assert_eq!(stages[0]["data"]["split_seed"].as_integer(), Some(1));
+        assert!(stages[1].get("data").is_none());
+        assert_eq!(stages[1]["train"]["seed"].as_integer(), Some(1));
+    }
+
+    #[test]
+    fn per_backbone_weights_are_rebased_too() {
+        let text = "kind = \"classifier\"\nmodel = { arch = \"multiscale\", weights = { densenet121 = \"w/d.safetensors\", vgg16 = \"/abs/v.safetensors\" } }\n";
+        let rebase = |p: &str| Path::new(p).is_relative().then(|| format!("/project/{p}"));
+        let m = expand(Path::new("c.toml"), text, "c", &[], Some(1), &rebase).unwrap();
+        let t: toml::Table = toml::from_str(&m[0].text).unwrap();
+        assert_eq!(
+            t["model"]["weights"]["densenet121"].as_str(),
+            Some("/project/w/d.safetensors")
+        );
+        assert_eq!(
+            t["model"]["weights"]["vgg16"].as_str(),
+            Some("/abs/v.safetensors")
+        );
+    }
+
+    #[test]
     fn a_key_given_twice_or_too_many_configs_are_refused() {
         let err = expand(
             Path::new("c.toml"),
@@ -551,7 +724,8 @@ mod tests {
         assert_eq!(
             err,
             SweepError::Repeated {
-                key: "train.lr".into()
+                key: "train.lr".into(),
+                other: "train.lr".into()
             }
         );
         let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();

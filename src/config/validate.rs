@@ -592,25 +592,24 @@ fn build_data(ctx: &Context<'_>, raw: RawData, errs: &mut Errors<'_>) -> DataSpe
     };
     let fit = match &raw.fit {
         None => ImageFit::Pad,
-        Some(f) => {
-            if source != DataSource::Folder {
-                errs.at(
-                    f.span(),
-                    "fit = \"pad\" or \"stretch\" goes with source = \"folder\" (phantoms are drawn at image_size)",
-                );
-            }
-            ImageFit::parse(f.get_ref()).unwrap_or_else(|| {
-                errs.at(
-                    f.span(),
-                    format!(
-                        "fit '{}' is not known; expected one of {}",
-                        f.get_ref(),
-                        ImageFit::NAMES.join(", ")
-                    ),
-                );
-                ImageFit::Pad
-            })
+        Some(f) if source != DataSource::Folder => {
+            errs.at(
+                f.span(),
+                "fit = \"pad\" or \"stretch\" goes with source = \"folder\" (phantoms are drawn at image_size)",
+            );
+            ImageFit::Pad
         }
+        Some(f) => ImageFit::parse(f.get_ref()).unwrap_or_else(|| {
+            errs.at(
+                f.span(),
+                format!(
+                    "fit '{}' is not known; expected one of {}",
+                    f.get_ref(),
+                    ImageFit::NAMES.join(", ")
+                ),
+            );
+            ImageFit::Pad
+        }),
     };
     let classes = raw
         .classes

@@ -168,15 +168,17 @@ pub fn load_split(spec: &DataSpec) -> Result<Split, DataError> {
 
 /// Append the images under `folder` (class subfolders named like the
 /// split's classes; missing or empty ones allowed) to the training split,
-/// resized to `h` x `w`. Returns how many were added per class.
+/// brought to `h` x `w` by `fit` as the real images are. Returns how many
+/// were added per class.
 pub fn add_to_train(
     split: &mut Split,
     folder: &std::path::Path,
     h: usize,
     w: usize,
+    fit: ImageFit,
 ) -> Result<Vec<usize>, DataError> {
     let classes = split.train.classes.clone();
-    let (_, items) = folder::load_class_folders_with(folder, &classes, h, w, ImageFit::Pad, true)?;
+    let (_, items) = folder::load_class_folders_with(folder, &classes, h, w, fit, true)?;
     let mut added = vec![0; classes.len()];
     for item in &items {
         added[item.class] += 1;

@@ -241,48 +241,50 @@ impl GanTrainer {
     /// generated) and the real-vs-real ceiling (computed once per stage).
     pub fn quality(&mut self) -> Quality {
         let n = self.ssim_samples;
-        let fakes: Vec<Option<Tensor>> = (0..self.classes.len() as i64)
-            .map(|c| {
-                let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
-                let labels = Tensor::full([n], c, (Kind::Int64, self.device));
-                Some(tch::no_grad(|| {
-                    (self.generator.generate(&z, &labels, false) + 1.0) / 2.0
-                }))
-            })
-            .collect();
-        self.quality_of(&fakes)
+        let mut quality = Quality {
+            ssim: Vec::new(),
+            diversity: Vec::new(),
+            real: self.real_within(),
+        };
+        for c in 0..self.classes.len() as i64 {
+            let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
+            let labels = Tensor::full([n], c, (Kind::Int64, self.device));
+            let fake = tch::no_grad(|| (self.generator.generate(&z, &labels, false) + 1.0) / 2.0);
+            let (ssim, diversity) = self.score_class(c, &fake);
+            quality.ssim.push(ssim);
+            quality.diversity.push(diversity);
+        }
+        quality
     }
 
     /// [`Quality`] of given images, per class `[N, 1, H, W]` in [0, 1] on
     /// the stage's device (`None`: that class's scores are NaN, its
-    /// ceiling is still computed). Diversity uses at most the first 128
-    /// images of a class, as the ceiling does.
+    /// ceiling is still computed).
     pub fn quality_of(&mut self, generated: &[Option<Tensor>]) -> Quality {
-        let real = self.real_within();
         let mut quality = Quality {
             ssim: Vec::new(),
             diversity: Vec::new(),
-            real,
+            real: self.real_within(),
         };
         for c in 0..self.classes.len() {
-            match generated.get(c).and_then(Option::as_ref) {
-                Some(fake) => {
-                    let real = self.real_of_class(c as i64);
-                    quality
-                        .ssim
-                        .push(ssim::mean_pairwise_ssim(fake, &real, SSIM_CHUNK));
-                    let kept = fake.narrow(0, 0, fake.size()[0].min(CEILING_MAX_IMAGES));
-                    quality
-                        .diversity
-                        .push(ssim::mean_within_ssim(&kept, SSIM_CHUNK));
-                }
-                None => {
-                    quality.ssim.push(f64::NAN);
-                    quality.diversity.push(f64::NAN);
-                }
-            }
+            let (ssim, diversity) = match generated.get(c).and_then(Option::as_ref) {
+                Some(fake) => self.score_class(c as i64, fake),
+                None => (f64::NAN, f64::NAN),
+            };
+            quality.ssim.push(ssim);
+            quality.diversity.push(diversity);
         }
         quality
+    }
+
+    /// Generated images `fake` of class `c`: (SSIM against the class's
+    /// training images, diversity among themselves).
+    fn score_class(&self, c: i64, fake: &Tensor) -> (f64, f64) {
+        let real = self.real_of_class(c);
+        (
+            ssim::mean_pairwise_ssim(fake, &real, SSIM_CHUNK),
+            ssim::mean_within_ssim(fake, SSIM_CHUNK),
+        )
     }
 
     /// Load a trained generator (`g.*`, every tensor, shapes equal).

@@ -69,16 +69,15 @@ pub fn run_generate(
             let z = Tensor::randn([b, gan.model.latent_dim as i64], (Kind::Float, ctx.device));
             let labels = Tensor::full([b], c as i64, (Kind::Int64, ctx.device));
             let images = tch::no_grad(|| gan_trainer.generator().generate(&z, &labels, false));
-            let unit = (&images + 1.0) / 2.0;
-            kept[c] = Some(match kept[c].take() {
+            kept[c] = match kept[c].take() {
+                None => Some((&images + 1.0) / 2.0),
                 Some(k) if k.size()[0] < SCORED_PER_CLASS => {
-                    let both = Tensor::cat(&[k, unit], 0);
+                    let both = Tensor::cat(&[k, (&images + 1.0) / 2.0], 0);
                     let n = both.size()[0].min(SCORED_PER_CLASS);
-                    both.narrow(0, 0, n)
+                    Some(both.narrow(0, 0, n))
                 }
-                Some(k) => k,
-                None => unit,
-            });
+                full => full,
+            };
             let images = ((images + 1.0) * 32767.5)
                 .clamp(0.0, 65535.0)
                 .round()
@@ -168,11 +167,15 @@ fn score_written(
     if parts.is_empty() {
         return Ok(());
     }
+    // The images and their manifest are written: a score that cannot be
+    // saved is a warning, not a failed stage.
     let path = out.join("quality.csv");
-    write_atomic(&path, csv.as_bytes()).map_err(|e| TrainError::Setup {
-        stage: stage.clone(),
-        message: format!("{}: {e}", path.display()),
-    })?;
+    if let Err(e) = write_atomic(&path, csv.as_bytes()) {
+        ctx.recorder.emit(Event::warning(format!(
+            "{stage}: cannot write {}: {e}",
+            path.display()
+        )))?;
+    }
     ctx.recorder.emit(Event::info(format!(
         "written images against the training images: {}",
         parts.join("; ")
