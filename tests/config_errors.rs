@@ -187,17 +187,15 @@ fn sweep_writes_one_config_per_combination_once_and_nothing_when_one_is_bad() {
         "cls.toml",
         "# the classifier of the paper's set 5\nname = \"cls\"\nkind = \"classifier\"\ndata = { source = \"folder\", path = \"../data/bone\" }\n\n[train]\nlr = 1e-3 # the paper's\nepochs = 2\n",
     );
-    let out = common::run_ok(
-        &dir,
-        &[
-            "sweep",
-            "sweeps/cls.toml",
-            "--set",
-            "train.lr=3e-4,1e-4",
-            "--seeds",
-            "2",
-        ],
-    );
+    let sweep = [
+        "sweep",
+        "sweeps/cls.toml",
+        "--set",
+        "train.lr=3e-4,1e-4",
+        "--seeds",
+        "2",
+    ];
+    let out = common::run_ok(&dir, &sweep);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains("wrote 4 configs to configs (0 already there): cls-lr3e-4-s1, cls-lr3e-4-s2, cls-lr1e-4-s1, cls-lr1e-4-s2"),
@@ -227,17 +225,7 @@ fn sweep_writes_one_config_per_combination_once_and_nothing_when_one_is_bad() {
         "{text}"
     );
     // Again: nothing new.
-    let out = common::run_ok(
-        &dir,
-        &[
-            "sweep",
-            "sweeps/cls.toml",
-            "--set",
-            "train.lr=3e-4,1e-4",
-            "--seeds",
-            "2",
-        ],
-    );
+    let out = common::run_ok(&dir, &sweep);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .contains("wrote 0 configs to configs (4 already there)"),
