@@ -130,7 +130,7 @@ pub fn load_config(path: &Path, known: &KnownRuns) -> Result<RunSpec, Vec<Config
             message: format!("cannot read: {e}"),
         }]
     })?;
-    let base_dir = absolute_parent(path);
+    let base_dir = config_base_dir(path);
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -143,11 +143,6 @@ pub fn load_config(path: &Path, known: &KnownRuns) -> Result<RunSpec, Vec<Config
 /// project root for files in `configs/` (its parent), else the file's own
 /// directory.
 pub fn config_base_dir(path: &Path) -> PathBuf {
-    absolute_parent(path)
-}
-
-/// See [`config_base_dir`].
-fn absolute_parent(path: &Path) -> PathBuf {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.file_name().is_some_and(|n| n == "configs") {

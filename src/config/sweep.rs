@@ -389,16 +389,20 @@ fn set_in(
             .ok_or_else(not_a_table)?;
     }
     match here.get_mut(last) {
-        Some(Item::Value(old)) => {
-            let decor = old.decor().clone();
-            *old = value;
-            *old.decor_mut() = decor;
-        }
+        Some(Item::Value(old)) => replace_keeping_comments(old, value),
         _ => {
             here.insert(last, Item::Value(value));
         }
     }
     Ok(())
+}
+
+/// Put `new` where `old` was, keeping the spaces and comment around it
+/// (`lr = 1e-3 # the paper's` becomes `lr = 3e-4 # the paper's`).
+fn replace_keeping_comments(old: &mut Value, new: Value) {
+    let decor = old.decor().clone();
+    *old = new;
+    *old.decor_mut() = decor;
 }
 
 /// Every stage's `train.seed`, and `data.split_seed` of every stage that
@@ -444,9 +448,7 @@ fn rebase_paths(doc: &mut DocumentMut, rebase: &dyn Fn(&str) -> Option<String>) 
                 && !text.starts_with("run:")
                 && let Some(abs) = rebase(text)
             {
-                let decor = v.decor().clone();
-                *v = Value::from(abs);
-                *v.decor_mut() = decor;
+                replace_keeping_comments(v, Value::from(abs));
             }
         };
         redo(t.get_mut("init_from"));

@@ -297,6 +297,20 @@ impl GanTrainer {
     }
 }
 
+/// The `warn` event for a class whose generated images are far more alike
+/// than its real ones ([`store::is_collapsed`]); `what` names the stage,
+/// epoch or images and the class.
+pub(super) fn collapse_warning(what: &str, diversity: f64, real: f64) -> Option<Event> {
+    store::is_collapsed(diversity, real).then(|| {
+        Event::warning(format!(
+            "{what} has collapsed: its generated images are alike (diversity {diversity:.3}) \
+             where its real ones differ (real-vs-real {real:.3}; the rule is diversity > real + \
+             {}); oversampling with it only duplicates",
+            store::COLLAPSE_MARGIN,
+        ))
+    })
+}
+
 fn bce(logits: &Tensor, target: f64) -> Tensor {
     logits.binary_cross_entropy_with_logits::<Tensor>(
         &logits.full_like(target),
@@ -478,16 +492,11 @@ impl StageTrainer for GanTrainer {
             let q = self.quality();
             for (i, class) in self.classes.iter().enumerate() {
                 let (diversity, real) = (q.diversity[i], q.real[i]);
-                if store::is_collapsed(diversity, real) {
-                    events.push(Event::warning(format!(
-                        "{} epoch {epoch}: class {class} has collapsed: its generated images are \
-                         alike (diversity {diversity:.3}) where its real ones differ (real-vs-real \
-                         {real:.3}; the rule is diversity > real + {}); oversampling with it only \
-                         duplicates",
-                        self.stage,
-                        store::COLLAPSE_MARGIN,
-                    )));
-                }
+                events.extend(collapse_warning(
+                    &format!("{} epoch {epoch}: class {class}", self.stage),
+                    diversity,
+                    real,
+                ));
             }
             events.push(Event::Ssim {
                 stage: self.stage.clone(),

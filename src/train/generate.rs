@@ -155,13 +155,12 @@ fn score_written(
             ssim / real,
             diversity - real
         ));
-        if crate::store::is_collapsed(diversity, real) {
-            ctx.recorder.emit(Event::warning(format!(
-                "{stage}: the written {class} images have collapsed: they are alike (diversity \
-                 {diversity:.3}) where the real ones differ (real-vs-real {real:.3}; the rule is \
-                 diversity > real + {}); balancing with them only duplicates",
-                crate::store::COLLAPSE_MARGIN
-            )))?;
+        if let Some(warning) = super::gan::collapse_warning(
+            &format!("{stage}: class {class} (the written images)"),
+            diversity,
+            real,
+        ) {
+            ctx.recorder.emit(warning)?;
         }
     }
     if parts.is_empty() {
