@@ -102,5 +102,6 @@ pub struct RawTrain {
     pub ssim_every: Option<Spanned<i64>>,
     pub ssim_samples: Option<Spanned<i64>>,
     pub mode_seeking: Option<Spanned<f64>>,
+    pub ema: Option<Spanned<f64>>,
     pub generate_per_class: Option<Spanned<i64>>,
 }

@@ -360,6 +360,12 @@ pub struct TrainSpec {
         skip_serializing_if = "is_default_mode_seeking"
     )]
     pub mode_seeking: f64,
+    /// GANs: decay of an exponential moving average of the generator's
+    /// weights (Yazici et al. 2019), which then draws the sample grids, the
+    /// SSIM scores and the generate stage's images; 0 turns it off (the
+    /// trained generator itself draws).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ema: f64,
     /// Generate stages: images to draw per class; 0 balances every class up
     /// to the largest class of the GAN's training split.
     #[serde(default)]
@@ -376,6 +382,10 @@ fn default_mode_seeking() -> f64 {
 
 fn is_default_mode_seeking(value: &f64) -> bool {
     *value == DEFAULT_MODE_SEEKING
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// Where a stage's weights start from.

@@ -180,6 +180,25 @@ fn anti_collapse_settings_belong_to_gan_stages() {
 }
 
 #[test]
+fn the_generator_average_is_a_gan_decay_below_one() {
+    let err = first_error("kind = \"classifier\"\n[train]\nema = 0.99\n");
+    assert!(
+        err.contains("t.toml:3:") && err.contains("ema applies to gan stages only"),
+        "{err}"
+    );
+    let err = first_error("kind = \"gan\"\n[train]\nema = 1.0\n");
+    assert!(
+        err.contains("t.toml:3:")
+            && err.contains("ema 1 is out of range; expected a number from 0 to 0.9999"),
+        "{err}"
+    );
+    let spec = parse("kind = \"gan\"\n[train]\nema = 0.995\n").expect("valid");
+    assert_eq!(spec.stage[0].train.ema, 0.995);
+    let back = parse(&spec.to_toml().expect("serialises")).expect("round trip");
+    assert_eq!(back.stage[0].train.ema, 0.995, "kept through to_toml");
+}
+
+#[test]
 fn image_fit_is_pad_or_stretch_and_belongs_to_folders() {
     let spec =
         parse("kind = \"gan\"\ndata = { source = \"folder\", path = \"d\" }\n").expect("valid");

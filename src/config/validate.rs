@@ -902,6 +902,12 @@ fn build_train(kind: StageKind, raw: RawTrain, errs: &mut Errors<'_>) -> TrainSp
                 errs,
             )
         },
+        ema: {
+            if let Some(v) = raw.ema.as_ref().filter(|_| kind != StageKind::Gan) {
+                errs.at(v.span(), "ema applies to gan stages only; remove it here");
+            }
+            float_in(&raw.ema, "ema", 0.0, (0.0, 0.9999), errs)
+        },
         generate_per_class: int_in(
             &raw.generate_per_class,
             "generate_per_class",

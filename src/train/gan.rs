@@ -3,10 +3,11 @@
 //! cross-entropy for the class head; G uses the non-saturating form).
 
 use super::amp::MixedPrecision;
+use super::ema::WeightAverage;
 use super::optim::{OptimConfig, Optimizer};
 use super::step_loop::StageTrainer;
 use super::{StageContext, TrainError, checkpoint, samples, ssim};
-use crate::config::{GanArch, StageSpec};
+use crate::config::{GanArch, ModelSpec, StageSpec};
 use crate::data::Split;
 use crate::nn::acgan::{AcganDims, acgan_discriminator_with, acgan_generator};
 use crate::nn::mu_acgan::{MuAcganDims, mu_acgan_discriminator_with, mu_acgan_generator};
@@ -106,6 +107,54 @@ pub struct GanTrainer {
     real_within: Option<Vec<f64>>,
     /// Weight of the mode-seeking term; 0 = off.
     mode_seeking: f64,
+    /// The averaged generator that samples, when `train.ema` > 0.
+    average: Option<AveragedGenerator>,
+}
+
+/// A second copy of the generator whose weights follow the trained one's
+/// moving average ([`WeightAverage`]).
+struct AveragedGenerator {
+    vs: nn::VarStore,
+    generator: Box<dyn Generator>,
+    ema: WeightAverage,
+}
+
+/// The GAN of `model` on `dims`: generator on `g`, discriminator on `d`.
+fn build_gan(
+    model: &ModelSpec,
+    dims: AcganDims,
+    heads: HeadOptions,
+    g: nn::Path,
+    d: nn::Path,
+) -> Result<(Box<dyn Generator>, Box<dyn Discriminator>), ModelError> {
+    Ok(match model.gan_arch() {
+        Some(GanArch::Acgan) => (
+            Box::new(acgan_generator(g, dims)?),
+            Box::new(acgan_discriminator_with(d, dims, heads)),
+        ),
+        Some(GanArch::MuAcgan) => {
+            let mu = MuAcganDims {
+                n_classes: dims.n_classes,
+                latent_dim: dims.latent_dim,
+                base_channels: dims.base_channels,
+                scale_channels: model.scale_channels as i64,
+                height: dims.height,
+                width: dims.width,
+                ca_activation: model.ca_activation,
+                decoder_noise: model.decoder_noise,
+            };
+            (
+                Box::new(mu_acgan_generator(g, mu)?),
+                Box::new(mu_acgan_discriminator_with(d, mu, heads)),
+            )
+        }
+        None => {
+            return Err(ModelError::NotAvailable(
+                model.arch.clone(),
+                "mu-acgan, acgan",
+            ));
+        }
+    })
 }
 
 impl GanTrainer {
@@ -127,39 +176,23 @@ impl GanTrainer {
             minibatch_std: spec.model.minibatch_std,
             twin_classifier: spec.model.twin_classifier,
         };
-        let (generator, discriminator): (Box<dyn Generator>, Box<dyn Discriminator>) = match spec
-            .model
-            .gan_arch()
-        {
-            Some(GanArch::Acgan) => (
-                Box::new(acgan_generator(g_vs.root(), dims)?),
-                Box::new(acgan_discriminator_with(d_vs.root(), dims, heads)),
-            ),
-            Some(GanArch::MuAcgan) => {
-                let mu = MuAcganDims {
-                    n_classes: dims.n_classes,
-                    latent_dim: dims.latent_dim,
-                    base_channels: dims.base_channels,
-                    scale_channels: spec.model.scale_channels as i64,
-                    height: dims.height,
-                    width: dims.width,
-                    ca_activation: spec.model.ca_activation,
-                    decoder_noise: spec.model.decoder_noise,
-                };
-                (
-                    Box::new(mu_acgan_generator(g_vs.root(), mu)?),
-                    Box::new(mu_acgan_discriminator_with(d_vs.root(), mu, heads)),
-                )
-            }
-            None => {
-                return Err(
-                    ModelError::NotAvailable(spec.model.arch.clone(), "mu-acgan, acgan").into(),
-                );
-            }
-        };
+        let (generator, discriminator) =
+            build_gan(&spec.model, dims, heads, g_vs.root(), d_vs.root())?;
         let amp = MixedPrecision::new(&spec.train, device);
         amp.prepare(&g_vs);
         amp.prepare(&d_vs);
+        let average = if spec.train.ema > 0.0 {
+            let vs = nn::VarStore::new(device);
+            // A throwaway discriminator: only the generator is averaged.
+            let scratch = nn::VarStore::new(device);
+            let (generator, _) = build_gan(&spec.model, dims, heads, vs.root(), scratch.root())?;
+            amp.prepare(&vs);
+            let ema = WeightAverage::new(&vs, &g_vs, spec.train.ema)
+                .map_err(|m| TrainError::torch(&spec.name, m))?;
+            Some(AveragedGenerator { vs, generator, ema })
+        } else {
+            None
+        };
         let cfg = OptimConfig {
             kind: spec.train.optimizer,
             lr: spec.train.lr,
@@ -199,6 +232,7 @@ impl GanTrainer {
             ssim_samples: spec.train.ssim_samples as i64,
             real_within: None,
             mode_seeking: spec.train.mode_seeking,
+            average,
         })
     }
 
@@ -210,6 +244,9 @@ impl GanTrainer {
         let d = checkpoint::load_var_store(&self.d_vs, "d.", tensors, false)?;
         if g.loaded + d.loaded == 0 {
             return Err("no generator or discriminator weights (g.*, d.*) in the file".into());
+        }
+        if let Some(avg) = &mut self.average {
+            avg.ema.reset();
         }
         let mut fresh: Vec<String> = g.reinitialised.iter().map(|n| format!("g.{n}")).collect();
         fresh.extend(d.reinitialised.iter().map(|n| format!("d.{n}")));
@@ -249,7 +286,7 @@ impl GanTrainer {
         for c in 0..self.classes.len() as i64 {
             let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
             let labels = Tensor::full([n], c, (Kind::Int64, self.device));
-            let fake = tch::no_grad(|| (self.generator.generate(&z, &labels, false) + 1.0) / 2.0);
+            let fake = tch::no_grad(|| (self.generator().generate(&z, &labels, false) + 1.0) / 2.0);
             let (ssim, diversity) = self.score_class(c, &fake);
             quality.ssim.push(ssim);
             quality.diversity.push(diversity);
@@ -287,15 +324,41 @@ impl GanTrainer {
         )
     }
 
-    /// Load a trained generator (`g.*`, every tensor, shapes equal).
+    /// Load a trained generator (`g.*`, every tensor, shapes equal) and,
+    /// with `train.ema`, its average (`g_ema.*`; a file without one, from a
+    /// run without `ema`, starts the average at `g.*`).
     pub fn load_generator(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
-        checkpoint::load_var_store(&self.g_vs, "g.", tensors, true).map(|_| ())
+        checkpoint::load_var_store(&self.g_vs, "g.", tensors, true)?;
+        self.load_average(tensors)
     }
 
+    /// The average's weights and update count from `tensors`, or (none
+    /// there) the trained generator's weights.
+    fn load_average(&mut self, tensors: &HashMap<String, Tensor>) -> Result<(), String> {
+        let Some(avg) = &mut self.average else {
+            return Ok(());
+        };
+        if tensors.keys().any(|k| k.starts_with(AVERAGE_PREFIX)) {
+            checkpoint::load_var_store(&avg.vs, AVERAGE_PREFIX, tensors, true)?;
+            avg.ema.load_state("ema.", tensors);
+        } else {
+            avg.ema.reset();
+        }
+        Ok(())
+    }
+
+    /// The generator that draws samples, grids and generated images: the
+    /// averaged one with `train.ema`, else the trained one.
     pub fn generator(&self) -> &dyn Generator {
-        self.generator.as_ref()
+        match &self.average {
+            Some(avg) => avg.generator.as_ref(),
+            None => self.generator.as_ref(),
+        }
     }
 }
+
+/// Checkpoint prefix of the averaged generator's weights.
+const AVERAGE_PREFIX: &str = "g_ema.";
 
 /// The `warn` event for a class whose generated images are far more alike
 /// than its real ones ([`store::is_collapsed`]); `what` names the stage,
@@ -412,6 +475,9 @@ impl StageTrainer for GanTrainer {
         set_requires_grad(&d_weights, true);
         amp.step(&mut self.opt_g).map_err(torch_err)?;
         amp.update().map_err(torch_err)?;
+        if let Some(avg) = &mut self.average {
+            avg.ema.update();
+        }
 
         tch::no_grad(|| {
             let w = &mut self.window;
@@ -474,7 +540,7 @@ impl StageTrainer for GanTrainer {
         step: u64,
     ) -> Result<Vec<Event>, TrainError> {
         let grid = tch::no_grad(|| {
-            self.generator
+            self.generator()
                 .generate(&self.fixed_z, &self.fixed_labels, false)
         });
         let rel = format!("samples/{}-e{epoch:04}.png", self.stage);
@@ -517,15 +583,94 @@ impl StageTrainer for GanTrainer {
         all.extend(self.opt_g.state_tensors("opt_g."));
         all.extend(self.opt_d.state_tensors("opt_d."));
         all.extend(self.amp.state_tensors("amp."));
+        if let Some(avg) = &self.average {
+            all.extend(checkpoint::var_store_tensors(&avg.vs, AVERAGE_PREFIX));
+            all.extend(avg.ema.state_tensors("ema."));
+        }
         all
     }
 
     fn restore(&mut self, tensors: &HashMap<String, Tensor>) -> Result<Vec<String>, String> {
         checkpoint::load_var_store(&self.g_vs, "g.", tensors, true)?;
         checkpoint::load_var_store(&self.d_vs, "d.", tensors, true)?;
+        self.load_average(tensors)?;
         let warnings = self.amp.load_state("amp.", tensors).into_iter().collect();
         self.opt_g.load_state("opt_g.", tensors)?;
         self.opt_d.load_state("opt_d.", tensors)?;
         Ok(warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{KnownRuns, parse_config};
+    use std::path::Path;
+
+    fn trainer(train: &str) -> GanTrainer {
+        let text = format!(
+            "kind = \"gan\"\nmodel = {{ arch = \"acgan\", latent_dim = 8, base_channels = 4 }}\n\
+             data = {{ image_size = [16, 16], per_class = 4 }}\n\
+             train = {{ batch_size = 4, lr = 1e-2, device = \"cpu\"{train} }}\n"
+        );
+        let spec =
+            parse_config("t.toml", &text, Path::new("."), "t", &KnownRuns::default()).unwrap();
+        let stage = &spec.stage[0];
+        let data = crate::data::load(&stage.data).unwrap();
+        GanTrainer::new(stage, data, Device::Cpu).unwrap()
+    }
+
+    /// What `t`'s sampling generator draws from fixed noise.
+    fn draw(t: &GanTrainer) -> Tensor {
+        tch::manual_seed(5);
+        let z = Tensor::randn([6, 8], (Kind::Float, Device::Cpu));
+        let labels = Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]);
+        tch::no_grad(|| t.generator().generate(&z, &labels, false))
+    }
+
+    fn gap(a: &Tensor, b: &Tensor) -> f64 {
+        f64::try_from((a - b).abs().max()).unwrap()
+    }
+
+    #[test]
+    fn the_averaged_generator_samples_and_survives_a_checkpoint() {
+        let mut t = trainer(", ema = 0.9");
+        let untrained = draw(&t);
+        for _ in 0..12 {
+            t.train_step(&[0, 1, 2, 3]).unwrap();
+        }
+        let tensors: HashMap<String, Tensor> = t.checkpoint_tensors().into_iter().collect();
+        let g_ema = |name: &str| &tensors[&format!("{AVERAGE_PREFIX}{name}")];
+        let name = "fc.weight";
+        assert!(
+            gap(g_ema(name), &tensors[&format!("g.{name}")]) > 0.0,
+            "the average lags the trained weights"
+        );
+        assert_eq!(tensors["ema.updates"].int64_value(&[0]), 12);
+        let averaged = draw(&t);
+        assert!(gap(&averaged, &untrained) > 0.0, "the average moved");
+        let mut plain = trainer("");
+        plain.load_generator(&tensors).unwrap();
+        assert!(
+            gap(&draw(&plain), &averaged) > 0.0,
+            "without ema the trained generator samples"
+        );
+
+        // Restored, the average draws the same images and keeps its count.
+        let mut back = trainer(", ema = 0.9");
+        back.restore(&tensors).unwrap();
+        assert_eq!(gap(&draw(&back), &averaged), 0.0);
+        let again: HashMap<String, Tensor> = back.checkpoint_tensors().into_iter().collect();
+        assert_eq!(again["ema.updates"].int64_value(&[0]), 12);
+
+        // Weights from a run without ema: the average starts at them.
+        let mut from_plain = trainer(", ema = 0.9");
+        let without: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter(|(k, _)| !k.starts_with(AVERAGE_PREFIX))
+            .map(|(k, v)| (k.clone(), v.shallow_clone()))
+            .collect();
+        from_plain.load_generator(&without).unwrap();
+        assert_eq!(gap(&draw(&from_plain), &draw(&plain)), 0.0);
     }
 }

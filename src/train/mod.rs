@@ -5,6 +5,7 @@ pub mod amp;
 pub mod bench;
 pub mod checkpoint;
 pub mod classifier;
+pub mod ema;
 pub mod evaluate;
 pub mod gan;
 pub mod generate;
