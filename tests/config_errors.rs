@@ -24,7 +24,7 @@ fn assert_first(fixture: &str, expected: &str) {
 fn unknown_key() {
     assert_first(
         "unknown_key.toml",
-        "tests/fixtures/unknown_key.toml:5:1: unknown field `epochz`, expected one of `epochs`, `batch_size`, `lr`, `lr_schedule`, `optimizer`, `betas`, `weight_decay`, `seed`, `device`, `precision`, `channels_last`, `checkpoint_every`, `checkpoint_minutes`, `log_every`, `freeze_backbone_epochs`, `ssim_every`, `ssim_samples`, `mode_seeking`, `generate_per_class`",
+        "tests/fixtures/unknown_key.toml:5:1: unknown field `epochz`, expected one of `epochs`, `batch_size`, `lr`, `lr_schedule`, `optimizer`, `betas`, `weight_decay`, `seed`, `device`, `precision`, `channels_last`, `checkpoint_every`, `checkpoint_minutes`, `log_every`, `freeze_backbone_epochs`, `ssim_every`, `ssim_samples`, `mode_seeking`, `ema`, `generate_per_class`",
     );
 }
 
