@@ -903,3 +903,86 @@ fn a_config_already_run_in_the_foreground_is_not_queued_again_by_the_daemon() {
     p.config("fg.toml", &tiny_gan_config("fg", 2, ""));
     p.wait_run("fg", 30, "a second run queued", |r| r.id != listed.id);
 }
+
+#[test]
+fn on_finish_runs_its_program_without_a_shell_for_each_ending_run_and_kills_it_on_timeout() {
+    let out = scratch("daemon-on-finish-out");
+    std::fs::create_dir_all(&out).expect("out");
+    // One hook writes its environment to a file named by the run; `sh` is
+    // the program here by the user's choice, the daemon starts no shell of
+    // its own (the `;` and `$` in the second argument reach sh untouched).
+    let record = out.join("record.sh");
+    std::fs::write(
+        &record,
+        "#!/bin/sh\nenv | grep '^SCINTIGAN_RUN_' | sort > \"$1/$SCINTIGAN_RUN_NAME.env\"; echo hook-said-$SCINTIGAN_RUN_STATE\n",
+    )
+    .expect("script");
+    let _ = Command::new("chmod").arg("+x").arg(&record).status();
+    let settings = format!(
+        "on_finish = [\"{}\", \"{}\"]\non_finish_timeout_seconds = 5\n",
+        record.display(),
+        out.display()
+    );
+    let p = Project::new("daemon-on-finish", &settings);
+    p.ok(&["daemon"]);
+    p.config("ok.toml", &tiny_gan_config("ok", 1, ""));
+    let done = p.wait_state("ok", "done", 120);
+    p.config("stop.toml", &long_config("stop", 3000));
+    p.wait_state("stop", "running", 60);
+    p.ok(&["cancel", "stop"]);
+    let cancelled = p.wait_state("stop", "cancelled", 60);
+
+    let read = |name: &str| {
+        let path = out.join(format!("{name}.env"));
+        let mut text = String::new();
+        wait_for(10, || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            text.contains("SCINTIGAN_RUN_STATE")
+        });
+        text
+    };
+    let env = read("ok");
+    let runs = p.dir.join("runs");
+    assert_eq!(
+        env,
+        format!(
+            "SCINTIGAN_RUN_DIR={}\nSCINTIGAN_RUN_ID={}\nSCINTIGAN_RUN_NAME=ok\nSCINTIGAN_RUN_REASON=\nSCINTIGAN_RUN_STATE=done\n",
+            runs.join(&done.id).display(),
+            done.id
+        )
+    );
+    let env = read("stop");
+    assert!(
+        env.contains(&format!("SCINTIGAN_RUN_ID={}\n", cancelled.id))
+            && env.contains("SCINTIGAN_RUN_STATE=cancelled\n")
+            && env.contains("SCINTIGAN_RUN_REASON=stopped on request at step "),
+        "{env}"
+    );
+    let log_has = |text: &str| {
+        wait_for(10, || {
+            std::fs::read_to_string(p.paths().log_file()).is_ok_and(|l| l.contains(text))
+        })
+    };
+    assert!(
+        log_has("hook-said-done"),
+        "the hook's output is not in daemon.log"
+    );
+    assert!(log_has("hook-said-cancelled"));
+    assert!(log_has("exited 0"));
+
+    // A program that outlives its timeout is killed, and the log says so.
+    p.ok(&["daemon", "stop"]);
+    std::fs::write(
+        p.dir.join("runs/.daemon/daemon.toml"),
+        "on_finish = [\"sleep\", \"60\"]\non_finish_timeout_seconds = 1\n",
+    )
+    .expect("settings");
+    p.ok(&["daemon"]);
+    p.config("slow.toml", &tiny_gan_config("slow", 1, ""));
+    p.wait_state("slow", "done", 120);
+    assert!(
+        log_has("sleep killed after 1 s (on_finish_timeout_seconds)"),
+        "{}",
+        std::fs::read_to_string(p.paths().log_file()).unwrap_or_default()
+    );
+}

@@ -1,6 +1,7 @@
 //! The real dashboard inside tmux (`send-keys`, `capture-pane`): a run
 //! starts, the loss chart fills, `p` pauses and resumes it, `q` detaches
-//! while it goes on, and attaching again shows the whole curve.
+//! while it goes on, and attaching again shows the whole curve; a run that
+//! ends while watched rings the bell unless the settings turn it off.
 
 mod common;
 
@@ -136,4 +137,60 @@ fn a_lost_daemon_shows_a_banner_and_the_dashboard_reconnects() {
             && s.contains("G and D loss")
     });
     tmux.keys("q");
+}
+
+/// Open the dashboard on `dir` with its settings in `xdg`, queue a short
+/// run, wait until the runs pane shows it running and then done; the
+/// session's bell flag afterwards.
+fn bell_after_a_watched_run(name: &str, dir: &std::path::Path, xdg: &std::path::Path) -> String {
+    let tmux = Tmux::new(&format!("test-{name}"), "dash");
+    tmux.open_with(dir, &[("XDG_CONFIG_HOME", xdg)]);
+    tmux.wait_screen(60, "the dashboard", |s| s.contains(" runs"));
+    let file = format!("{name}.toml");
+    write(&dir.join("configs"), &file, &tiny_gan_config(name, 60, ""));
+    tmux.wait_screen(60, "the run running", |s| {
+        run_row(s, name).contains("running")
+    });
+    assert_eq!(
+        tmux.format("#{window_bell_flag}"),
+        "0",
+        "a bell before the end"
+    );
+    let screen = tmux.wait_screen(180, "the run done, said in the status line", |s| {
+        run_row(s, name).contains("done") && s.contains(&format!("run {name}-"))
+    });
+    // tmux ate the desktop notifications (passthrough is off by default)
+    // rather than printing them.
+    assert!(
+        !screen.contains("notify;") && !screen.contains("]9;"),
+        "escape sequences on the screen:\n{screen}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let flag = tmux.format("#{window_bell_flag}");
+    tmux.keys("q");
+    flag
+}
+
+#[test]
+fn a_run_that_ends_while_watched_rings_the_bell_unless_turned_off() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = scratch("tui-bell");
+    let _cleanup = Cleanup(dir.clone());
+    std::fs::create_dir_all(dir.join("configs")).expect("configs");
+    let xdg = dir.join("xdg");
+    std::fs::create_dir_all(xdg.join("scintigan")).expect("settings folder");
+    assert_eq!(bell_after_a_watched_run("ring", &dir, &xdg), "1", "no bell");
+
+    std::fs::write(
+        xdg.join("scintigan/dashboard.toml"),
+        "notifications = false\n",
+    )
+    .expect("settings");
+    assert_eq!(
+        bell_after_a_watched_run("quiet", &dir, &xdg),
+        "0",
+        "a bell with notifications = false"
+    );
 }

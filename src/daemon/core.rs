@@ -54,6 +54,8 @@ pub struct Core {
     job_info: BTreeMap<String, JobInfo>,
     /// When Slurm was last asked (`None`: ask at the next tick).
     last_job_poll: Option<std::time::Instant>,
+    /// Runs followed until they end, for `on_finish`.
+    finish_watch: super::on_finish::FinishWatch,
 }
 
 pub type Reply = Result<String, String>;
@@ -85,6 +87,7 @@ impl Core {
             last_start_check: std::time::Instant::now(),
             job_info: BTreeMap::new(),
             last_job_poll: None,
+            finish_watch: Default::default(),
         })
     }
 
@@ -359,6 +362,27 @@ impl Core {
             self.queue_changed = false;
             self.last_start_check = std::time::Instant::now();
             self.start_ready();
+        }
+        self.report_finished();
+    }
+
+    /// Log each followed run that ended, and run `on_finish` for it.
+    fn report_finished(&mut self) {
+        let live = self.state.queue.iter();
+        let live = live
+            .chain(self.workers.keys())
+            .chain(self.state.jobs.keys());
+        self.finish_watch.follow(live);
+        for run in self.finish_watch.collect(&self.paths.runs) {
+            tracing::info!("{} ended: {}", run.id, run.state);
+            if !self.settings.on_finish.is_empty() {
+                super::on_finish::spawn_hook(
+                    &self.settings.on_finish,
+                    &run,
+                    Duration::from_secs_f64(self.settings.on_finish_timeout_seconds),
+                    &self.paths.log_file(),
+                );
+            }
         }
     }
 

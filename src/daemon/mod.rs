@@ -9,6 +9,7 @@
 
 pub mod client;
 mod core;
+pub mod on_finish;
 mod process;
 pub mod protocol;
 mod server;

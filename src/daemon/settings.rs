@@ -10,6 +10,8 @@
 //! executor = "local"     # or "slurm": workers run as Slurm batch jobs
 //! slurm_poll_seconds = 5 # how often squeue is asked about our jobs
 //! slurm_cancel_grace_seconds = 120  # after `cancel`, scancel a job still alive this long
+//! on_finish = ["notify-send", "run ended"]  # run (no shell) when a run ends; see on_finish.rs
+//! on_finish_timeout_seconds = 60            # then it is killed
 //! [slurm]                # job requests for every run (a run's [slurm] overrides)
 //! partition = "gpu"
 //! gres = "gpu:1"
@@ -36,6 +38,9 @@ pub struct Settings {
     pub slurm: SlurmOptions,
     pub slurm_poll_seconds: f64,
     pub slurm_cancel_grace_seconds: f64,
+    /// A program and its arguments to run when a run ends (empty: none).
+    pub on_finish: Vec<String>,
+    pub on_finish_timeout_seconds: f64,
 }
 
 impl Default for Settings {
@@ -51,6 +56,8 @@ impl Default for Settings {
             slurm: SlurmOptions::default(),
             slurm_poll_seconds: 5.0,
             slurm_cancel_grace_seconds: 120.0,
+            on_finish: Vec::new(),
+            on_finish_timeout_seconds: 60.0,
         }
     }
 }
@@ -72,7 +79,7 @@ impl Settings {
             };
             let (line, col) = e.span().map_or((1, 1), |s| src.line_col(s.start));
             format!(
-                "{}:{line}:{col}: {}; expected the keys cpu_slots, gpu_slots, gpus, max_retries, stall_seconds, settle_ms, executor, slurm_poll_seconds, slurm_cancel_grace_seconds and a [slurm] table",
+                "{}:{line}:{col}: {}; expected the keys cpu_slots, gpu_slots, gpus, max_retries, stall_seconds, settle_ms, executor, slurm_poll_seconds, slurm_cancel_grace_seconds, on_finish, on_finish_timeout_seconds and a [slurm] table",
                 path.display(),
                 e.message().lines().next().unwrap_or("invalid TOML")
             )
@@ -85,6 +92,23 @@ impl Settings {
                 "{}: slurm_poll_seconds = {}; expected at least 0.2",
                 path.display(),
                 settings.slurm_poll_seconds
+            ));
+        }
+        if settings
+            .on_finish
+            .first()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            return Err(format!(
+                "{}: on_finish starts with an empty program name; expected [\"program\", \"arg\", ...]",
+                path.display()
+            ));
+        }
+        let timeout = settings.on_finish_timeout_seconds;
+        if !timeout.is_finite() || !(0.1..=86_400.0).contains(&timeout) {
+            return Err(format!(
+                "{}: on_finish_timeout_seconds = {timeout}; expected 0.1 to 86400",
+                path.display()
             ));
         }
         Ok(settings)
@@ -104,6 +128,33 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_finish_is_a_program_and_its_arguments_with_a_timeout() {
+        let dir = std::env::temp_dir().join(format!("scintigan-onfinish-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("daemon.toml");
+        std::fs::write(&path, "on_finish = [\"notify-send\", \"ended\"]\n").unwrap();
+        let s = Settings::load(&path).unwrap();
+        assert_eq!(s.on_finish, ["notify-send", "ended"]);
+        assert_eq!(s.on_finish_timeout_seconds, 60.0);
+        std::fs::write(&path, "on_finish = \"notify-send ended\"\n").unwrap();
+        let err = Settings::load(&path).unwrap_err();
+        assert!(
+            err.contains("daemon.toml:1:13:") && err.contains("expected a sequence"),
+            "{err}"
+        );
+        std::fs::write(&path, "on_finish = [\"\", \"x\"]\n").unwrap();
+        let err = Settings::load(&path).unwrap_err();
+        assert!(err.contains("empty program name"), "{err}");
+        std::fs::write(&path, "on_finish_timeout_seconds = 0\n").unwrap();
+        let err = Settings::load(&path).unwrap_err();
+        assert!(
+            err.contains("on_finish_timeout_seconds = 0; expected 0.1 to 86400"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn unknown_keys_are_reported_with_their_place() {

@@ -119,6 +119,9 @@ struct AveragedGenerator {
     ema: WeightAverage,
 }
 
+/// A generator and its discriminator.
+type Gan = (Box<dyn Generator>, Box<dyn Discriminator>);
+
 /// The GAN of `model` on `dims`: generator on `g`, discriminator on `d`.
 fn build_gan(
     model: &ModelSpec,
@@ -126,7 +129,7 @@ fn build_gan(
     heads: HeadOptions,
     g: nn::Path,
     d: nn::Path,
-) -> Result<(Box<dyn Generator>, Box<dyn Discriminator>), ModelError> {
+) -> Result<Gan, ModelError> {
     Ok(match model.gan_arch() {
         Some(GanArch::Acgan) => (
             Box::new(acgan_generator(g, dims)?),

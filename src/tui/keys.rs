@@ -335,11 +335,17 @@ impl Bindings {
 
     /// keys.toml's place: `$XDG_CONFIG_HOME/scintigan/` or `~/.config/scintigan/`.
     pub fn default_path() -> Option<std::path::PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
-        Some(base.join("scintigan").join("keys.toml"))
+        config_dir().map(|d| d.join("keys.toml"))
     }
+}
+
+/// `$XDG_CONFIG_HOME/scintigan` (or `~/.config/scintigan`): where the
+/// dashboard's own files live.
+pub fn config_dir() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(base.join("scintigan"))
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ pub mod app;
 mod draw;
 pub mod export;
 pub mod keys;
+pub mod notify;
 mod panes;
 pub mod series;
+pub mod settings;
 pub mod state;
 pub mod system;
 
@@ -162,6 +164,11 @@ pub fn run_dashboard(paths: &Paths) -> anyhow::Result<()> {
         Some(p) => keys::Bindings::load(&p).map_err(anyhow::Error::msg)?,
         None => keys::Bindings::default(),
     };
+    let settings = match settings::Settings::default_path() {
+        Some(p) => settings::Settings::load(&p).map_err(anyhow::Error::msg)?,
+        None => settings::Settings::default(),
+    };
+    let in_tmux = std::env::var_os("TMUX").is_some_and(|v| !v.is_empty());
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut app = App::new(bindings, color);
     let (tx, rx) = mpsc::channel::<Msg>();
@@ -239,6 +246,20 @@ pub fn run_dashboard(paths: &Paths) -> anyhow::Result<()> {
                         for (_, cancel) in subs.drain() {
                             cancel.store(true, Ordering::SeqCst);
                         }
+                    }
+                    let ended = notify::ended(&app.state.snapshot, &s);
+                    if let Some(last) = ended.last() {
+                        app.message = Some(format!("run {}", last.message().1));
+                        message_at = Some(Instant::now());
+                    }
+                    if settings.notifications && !ended.is_empty() {
+                        use std::io::Write;
+                        let mut out = std::io::stdout();
+                        for run in &ended {
+                            let _ =
+                                out.write_all(notify::escape_sequences(run, in_tmux).as_bytes());
+                        }
+                        let _ = out.flush();
                     }
                     let selected = app.selected_id();
                     app.state.snapshot = s;

@@ -57,8 +57,21 @@ impl Tmux {
     }
     /// Start the dashboard in project folder `dir`.
     pub fn open(&self, dir: &Path) {
+        self.open_with(dir, &[]);
+    }
+    /// Start the dashboard in project folder `dir` with environment `vars`.
+    pub fn open_with(&self, dir: &Path, vars: &[(&str, &Path)]) {
         let bin = env!("CARGO_BIN_EXE_scintigan");
-        self.start(&format!("cd '{}' && '{bin}'", dir.display()));
+        let env: String = vars
+            .iter()
+            .map(|(k, v)| format!("{k}='{}' ", v.display()))
+            .collect();
+        self.start(&format!("cd '{}' && {env}'{bin}'", dir.display()));
+    }
+    /// A tmux format (`#{...}`) of the session's current window.
+    pub fn format(&self, format: &str) -> String {
+        let out = self.cmd(&["display-message", "-p", "-t", &self.session, format]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
     pub fn capture(&self) -> String {
         String::from_utf8_lossy(
