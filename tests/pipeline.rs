@@ -200,11 +200,17 @@ fn generate_stage_balances_the_classifier_training_split() {
     // one row per class that got images, every score a finite SSIM.
     let quality =
         std::fs::read_to_string(run.root().join("generated/gen/quality.csv")).expect("quality");
+    assert_eq!(
+        quality.lines().next(),
+        Some("class,written,scored,ssim,diversity,real,generator_ssim,generator_diversity"),
+        "the written images' scores, then the generator's on fresh draws"
+    );
     let rows: Vec<Vec<&str>> = quality
         .lines()
         .skip(1)
         .map(|l| l.split(',').collect())
         .collect();
+    assert!(rows.iter().all(|r| r.len() == 8), "{quality}");
     assert_eq!(
         rows.iter().map(|r| (r[0], r[1], r[2])).collect::<Vec<_>>(),
         [("metastasis", "2", "2"), ("benign", "6", "6")],

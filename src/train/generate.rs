@@ -114,7 +114,16 @@ pub fn run_generate(
         summary.join(", "),
         out.strip_prefix(ctx.run.root()).unwrap_or(&out).display()
     )))?;
-    score_written(ctx, &mut gan_trainer, &classes, &targets, &kept, &out)?;
+    let latent_dim = gan.model.latent_dim as i64;
+    score_written(
+        ctx,
+        &mut gan_trainer,
+        latent_dim,
+        &classes,
+        &targets,
+        &kept,
+        &out,
+    )?;
     ctx.recorder.emit(Event::StageFinished { stage, step: 0 })?;
     Ok(StageOutcome::Finished { step: 0 })
 }
@@ -123,14 +132,58 @@ pub fn run_generate(
 /// ones; diversity compares all their pairs).
 const SCORED_PER_CLASS: i64 = 128;
 
+/// Fresh images per class that score the generator itself, beside the
+/// written ones: a few dozen written images are a noisy sample of it.
+const GENERATOR_DRAWS: i64 = 128;
+
+/// [`GENERATOR_DRAWS`] fresh images of each class in `wanted` (`[N, 1, H,
+/// W]` in [0, 1]; `None` for the others), from a seed of their own so the
+/// written images do not depend on them.
+fn fresh_draws(
+    gan: &GanTrainer,
+    wanted: &[bool],
+    latent_dim: i64,
+    seed: i64,
+    device: Device,
+) -> Vec<Option<Tensor>> {
+    tch::manual_seed(seed);
+    wanted
+        .iter()
+        .enumerate()
+        .map(|(c, &want)| {
+            want.then(|| {
+                let z = Tensor::randn([GENERATOR_DRAWS, latent_dim], (Kind::Float, device));
+                let labels = Tensor::full([GENERATOR_DRAWS], c as i64, (Kind::Int64, device));
+                let chunks: Vec<Tensor> = (0..GENERATOR_DRAWS)
+                    .step_by(16)
+                    .map(|i| {
+                        let n = (GENERATOR_DRAWS - i).min(16);
+                        tch::no_grad(|| {
+                            gan.generator().generate(
+                                &z.narrow(0, i, n),
+                                &labels.narrow(0, i, n),
+                                false,
+                            )
+                        })
+                    })
+                    .collect();
+                (Tensor::cat(&chunks, 0) + 1.0) / 2.0
+            })
+        })
+        .collect()
+}
+
 /// Score what was written, per class that got images, with the GAN stage's
 /// protocol (SSIM against the class's training images, diversity, the
 /// real-vs-real ceiling): one info line, a warning per collapsed class, and
 /// `quality.csv` beside the images. These are the images the classifier
-/// will train on, so this is the score that matters for balancing.
+/// will train on, so this is the score that matters for balancing; the
+/// generator's own score on [`GENERATOR_DRAWS`] fresh images per class
+/// goes beside it, less noisy than a few dozen written ones.
 fn score_written(
     ctx: &mut StageContext<'_, '_>,
     gan: &mut GanTrainer,
+    latent_dim: i64,
     classes: &[String],
     targets: &[usize],
     kept: &[Option<Tensor>],
@@ -138,22 +191,32 @@ fn score_written(
 ) -> Result<(), TrainError> {
     let stage = ctx.spec.name.clone();
     let q = gan.quality_of(kept);
-    let mut csv = String::from("class,written,scored,ssim,diversity,real\n");
+    let wanted: Vec<bool> = kept.iter().map(Option::is_some).collect();
+    let seed = (ctx.spec.train.seed >> 1) as i64 ^ 0x6E5;
+    let draws = fresh_draws(gan, &wanted, latent_dim, seed, ctx.device);
+    let g = gan.quality_of(&draws);
+    let mut csv = String::from(
+        "class,written,scored,ssim,diversity,real,generator_ssim,generator_diversity\n",
+    );
     let mut parts = Vec::new();
     for (c, class) in classes.iter().enumerate() {
         let Some(images) = &kept[c] else {
             continue;
         };
         let (ssim, diversity, real) = (q.ssim[c], q.diversity[c], q.real[c]);
+        let (g_ssim, g_diversity) = (g.ssim[c], g.diversity[c]);
         csv.push_str(&format!(
-            "{class},{},{},{ssim:.6},{diversity:.6},{real:.6}\n",
+            "{class},{},{},{ssim:.6},{diversity:.6},{real:.6},{g_ssim:.6},{g_diversity:.6}\n",
             targets[c],
             images.size()[0]
         ));
         parts.push(format!(
-            "{class} SSIM {ssim:.3} ({:.2} of real {real:.3}), diversity {diversity:.3} (real {:+.3})",
+            "{class} SSIM {ssim:.3} ({:.2} of real {real:.3}), diversity {diversity:.3} (real {:+.3}); \
+             the generator on {GENERATOR_DRAWS} fresh draws {:.2} of real, {:+.3}",
             ssim / real,
-            diversity - real
+            diversity - real,
+            g_ssim / real,
+            g_diversity - real
         ));
         if let Some(warning) = super::gan::collapse_warning(
             &format!("{stage}: class {class} (the written images)"),
