@@ -28,14 +28,6 @@ struct RawSettings {
     notifications: Option<bool>,
 }
 
-/// `line:column` (1-based) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 impl Settings {
     /// The settings in `path`; the defaults when it does not exist. A bad
     /// file is an error naming it, the line and what is wrong.
@@ -46,7 +38,12 @@ impl Settings {
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
         let raw: RawSettings = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| line_col(&text, s.start));
+            let file = path.to_string_lossy();
+            let src = crate::config::Source {
+                file: &file,
+                text: &text,
+            };
+            let at = e.span().map(|s| src.line_col(s.start));
             let what = e.message().lines().next().unwrap_or("invalid TOML");
             match at {
                 Some((line, col)) => format!("{}:{line}:{col}: {what}", path.display()),
