@@ -50,13 +50,6 @@ pub struct FinishWatch {
     last_look: Option<Instant>,
 }
 
-fn has_ended(state: RunState) -> bool {
-    matches!(
-        state,
-        RunState::Done | RunState::Failed | RunState::Cancelled
-    )
-}
-
 impl FinishWatch {
     /// Follow these runs (queued, started or submitted ones) from now on.
     pub fn follow<'a>(&mut self, ids: impl IntoIterator<Item = &'a String>) {
@@ -86,7 +79,7 @@ impl FinishWatch {
                 // hand): nothing to report.
                 return dir.exists();
             };
-            if !has_ended(status.state) {
+            if !status.state.has_ended() {
                 return true;
             }
             ended.push(Finished {

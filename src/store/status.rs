@@ -15,6 +15,16 @@ pub enum RunState {
     Cancelled,
 }
 
+impl RunState {
+    /// Done, failed or cancelled: states a run does not leave by itself.
+    pub fn has_ended(self) -> bool {
+        matches!(
+            self,
+            RunState::Done | RunState::Failed | RunState::Cancelled
+        )
+    }
+}
+
 impl fmt::Display for RunState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

@@ -119,44 +119,49 @@ struct AveragedGenerator {
     ema: WeightAverage,
 }
 
-/// A generator and its discriminator.
-type Gan = (Box<dyn Generator>, Box<dyn Discriminator>);
+/// `model`'s GAN architecture, or the error naming those available.
+fn gan_arch(model: &ModelSpec) -> Result<GanArch, ModelError> {
+    model
+        .gan_arch()
+        .ok_or_else(|| ModelError::NotAvailable(model.arch.clone(), "mu-acgan, acgan"))
+}
 
-/// The GAN of `model` on `dims`: generator on `g`, discriminator on `d`.
-fn build_gan(
+/// MU-ACGAN's sizes: `dims` and the MU-ACGAN options of `model`.
+fn mu_dims(model: &ModelSpec, dims: AcganDims) -> MuAcganDims {
+    MuAcganDims {
+        n_classes: dims.n_classes,
+        latent_dim: dims.latent_dim,
+        base_channels: dims.base_channels,
+        scale_channels: model.scale_channels as i64,
+        height: dims.height,
+        width: dims.width,
+        ca_activation: model.ca_activation,
+        decoder_noise: model.decoder_noise,
+    }
+}
+
+/// The generator of `model` on `dims`, on `p`.
+fn build_generator(
+    model: &ModelSpec,
+    dims: AcganDims,
+    p: nn::Path,
+) -> Result<Box<dyn Generator>, ModelError> {
+    Ok(match gan_arch(model)? {
+        GanArch::Acgan => Box::new(acgan_generator(p, dims)?),
+        GanArch::MuAcgan => Box::new(mu_acgan_generator(p, mu_dims(model, dims))?),
+    })
+}
+
+/// The discriminator of `model` on `dims`, on `p`.
+fn build_discriminator(
     model: &ModelSpec,
     dims: AcganDims,
     heads: HeadOptions,
-    g: nn::Path,
-    d: nn::Path,
-) -> Result<Gan, ModelError> {
-    Ok(match model.gan_arch() {
-        Some(GanArch::Acgan) => (
-            Box::new(acgan_generator(g, dims)?),
-            Box::new(acgan_discriminator_with(d, dims, heads)),
-        ),
-        Some(GanArch::MuAcgan) => {
-            let mu = MuAcganDims {
-                n_classes: dims.n_classes,
-                latent_dim: dims.latent_dim,
-                base_channels: dims.base_channels,
-                scale_channels: model.scale_channels as i64,
-                height: dims.height,
-                width: dims.width,
-                ca_activation: model.ca_activation,
-                decoder_noise: model.decoder_noise,
-            };
-            (
-                Box::new(mu_acgan_generator(g, mu)?),
-                Box::new(mu_acgan_discriminator_with(d, mu, heads)),
-            )
-        }
-        None => {
-            return Err(ModelError::NotAvailable(
-                model.arch.clone(),
-                "mu-acgan, acgan",
-            ));
-        }
+    p: nn::Path,
+) -> Result<Box<dyn Discriminator>, ModelError> {
+    Ok(match gan_arch(model)? {
+        GanArch::Acgan => Box::new(acgan_discriminator_with(p, dims, heads)),
+        GanArch::MuAcgan => Box::new(mu_acgan_discriminator_with(p, mu_dims(model, dims), heads)),
     })
 }
 
@@ -179,16 +184,14 @@ impl GanTrainer {
             minibatch_std: spec.model.minibatch_std,
             twin_classifier: spec.model.twin_classifier,
         };
-        let (generator, discriminator) =
-            build_gan(&spec.model, dims, heads, g_vs.root(), d_vs.root())?;
+        let generator = build_generator(&spec.model, dims, g_vs.root())?;
+        let discriminator = build_discriminator(&spec.model, dims, heads, d_vs.root())?;
         let amp = MixedPrecision::new(&spec.train, device);
         amp.prepare(&g_vs);
         amp.prepare(&d_vs);
         let average = if spec.train.ema > 0.0 {
             let vs = nn::VarStore::new(device);
-            // A throwaway discriminator: only the generator is averaged.
-            let scratch = nn::VarStore::new(device);
-            let (generator, _) = build_gan(&spec.model, dims, heads, vs.root(), scratch.root())?;
+            let generator = build_generator(&spec.model, dims, vs.root())?;
             amp.prepare(&vs);
             let ema = WeightAverage::new(&vs, &g_vs, spec.train.ema)
                 .map_err(|m| TrainError::torch(&spec.name, m))?;
@@ -287,14 +290,31 @@ impl GanTrainer {
             real: self.real_within(),
         };
         for c in 0..self.classes.len() as i64 {
-            let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
-            let labels = Tensor::full([n], c, (Kind::Int64, self.device));
-            let fake = tch::no_grad(|| (self.generator().generate(&z, &labels, false) + 1.0) / 2.0);
+            let fake = self.draw(c, n);
             let (ssim, diversity) = self.score_class(c, &fake);
             quality.ssim.push(ssim);
             quality.diversity.push(diversity);
         }
         quality
+    }
+
+    /// `n` images of class `c` from fresh noise (the torch RNG), drawn by
+    /// [`generator`](Self::generator) in eval mode 16 at a time: `[n, 1, H,
+    /// W]` in [0, 1].
+    pub fn draw(&self, c: i64, n: i64) -> Tensor {
+        let z = Tensor::randn([n, self.latent_dim], (Kind::Float, self.device));
+        let labels = Tensor::full([n], c, (Kind::Int64, self.device));
+        let chunks: Vec<Tensor> = (0..n)
+            .step_by(SSIM_CHUNK as usize)
+            .map(|i| {
+                let m = (n - i).min(SSIM_CHUNK);
+                tch::no_grad(|| {
+                    self.generator()
+                        .generate(&z.narrow(0, i, m), &labels.narrow(0, i, m), false)
+                })
+            })
+            .collect();
+        (Tensor::cat(&chunks, 0) + 1.0) / 2.0
     }
 
     /// [`Quality`] of given images, per class `[N, 1, H, W]` in [0, 1] on

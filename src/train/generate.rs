@@ -66,19 +66,17 @@ pub fn run_generate(
         let mut made = 0;
         while made < n {
             let b = (n - made).min(16) as i64;
-            let z = Tensor::randn([b, gan.model.latent_dim as i64], (Kind::Float, ctx.device));
-            let labels = Tensor::full([b], c as i64, (Kind::Int64, ctx.device));
-            let images = tch::no_grad(|| gan_trainer.generator().generate(&z, &labels, false));
+            let images = gan_trainer.draw(c as i64, b); // in [0, 1]
             kept[c] = match kept[c].take() {
-                None => Some((&images + 1.0) / 2.0),
+                None => Some(images.shallow_clone()),
                 Some(k) if k.size()[0] < SCORED_PER_CLASS => {
-                    let both = Tensor::cat(&[k, (&images + 1.0) / 2.0], 0);
+                    let both = Tensor::cat(&[k, images.shallow_clone()], 0);
                     let n = both.size()[0].min(SCORED_PER_CLASS);
                     Some(both.narrow(0, 0, n))
                 }
                 full => full,
             };
-            let images = ((images + 1.0) * 32767.5)
+            let images = (images * 65535.0)
                 .clamp(0.0, 65535.0)
                 .round()
                 .to_device(Device::Cpu);
@@ -114,16 +112,7 @@ pub fn run_generate(
         summary.join(", "),
         out.strip_prefix(ctx.run.root()).unwrap_or(&out).display()
     )))?;
-    let latent_dim = gan.model.latent_dim as i64;
-    score_written(
-        ctx,
-        &mut gan_trainer,
-        latent_dim,
-        &classes,
-        &targets,
-        &kept,
-        &out,
-    )?;
+    score_written(ctx, &mut gan_trainer, &classes, &targets, &kept, &out)?;
     ctx.recorder.emit(Event::StageFinished { stage, step: 0 })?;
     Ok(StageOutcome::Finished { step: 0 })
 }
@@ -136,43 +125,6 @@ const SCORED_PER_CLASS: i64 = 128;
 /// written ones: a few dozen written images are a noisy sample of it.
 const GENERATOR_DRAWS: i64 = 128;
 
-/// [`GENERATOR_DRAWS`] fresh images of each class in `wanted` (`[N, 1, H,
-/// W]` in [0, 1]; `None` for the others), from a seed of their own so the
-/// written images do not depend on them.
-fn fresh_draws(
-    gan: &GanTrainer,
-    wanted: &[bool],
-    latent_dim: i64,
-    seed: i64,
-    device: Device,
-) -> Vec<Option<Tensor>> {
-    tch::manual_seed(seed);
-    wanted
-        .iter()
-        .enumerate()
-        .map(|(c, &want)| {
-            want.then(|| {
-                let z = Tensor::randn([GENERATOR_DRAWS, latent_dim], (Kind::Float, device));
-                let labels = Tensor::full([GENERATOR_DRAWS], c as i64, (Kind::Int64, device));
-                let chunks: Vec<Tensor> = (0..GENERATOR_DRAWS)
-                    .step_by(16)
-                    .map(|i| {
-                        let n = (GENERATOR_DRAWS - i).min(16);
-                        tch::no_grad(|| {
-                            gan.generator().generate(
-                                &z.narrow(0, i, n),
-                                &labels.narrow(0, i, n),
-                                false,
-                            )
-                        })
-                    })
-                    .collect();
-                (Tensor::cat(&chunks, 0) + 1.0) / 2.0
-            })
-        })
-        .collect()
-}
-
 /// Score what was written, per class that got images, with the GAN stage's
 /// protocol (SSIM against the class's training images, diversity, the
 /// real-vs-real ceiling): one info line, a warning per collapsed class, and
@@ -183,7 +135,6 @@ fn fresh_draws(
 fn score_written(
     ctx: &mut StageContext<'_, '_>,
     gan: &mut GanTrainer,
-    latent_dim: i64,
     classes: &[String],
     targets: &[usize],
     kept: &[Option<Tensor>],
@@ -191,9 +142,16 @@ fn score_written(
 ) -> Result<(), TrainError> {
     let stage = ctx.spec.name.clone();
     let q = gan.quality_of(kept);
-    let wanted: Vec<bool> = kept.iter().map(Option::is_some).collect();
-    let seed = (ctx.spec.train.seed >> 1) as i64 ^ 0x6E5;
-    let draws = fresh_draws(gan, &wanted, latent_dim, seed, ctx.device);
+    // Fresh images from a seed of their own, after the written ones, so
+    // these do not change what is written.
+    tch::manual_seed((ctx.spec.train.seed >> 1) as i64 ^ 0x6E5);
+    let draws: Vec<Option<Tensor>> = (0..kept.len())
+        .map(|c| {
+            kept[c]
+                .as_ref()
+                .map(|_| gan.draw(c as i64, GENERATOR_DRAWS))
+        })
+        .collect();
     let g = gan.quality_of(&draws);
     let mut csv = String::from(
         "class,written,scored,ssim,diversity,real,generator_ssim,generator_diversity\n",
