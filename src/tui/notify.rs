@@ -9,7 +9,7 @@
 //! What ended is found by comparing two run lists from the daemon, so a
 //! run that was already over when the dashboard opened rings nothing.
 
-use crate::daemon::protocol::{RunInfo, Snapshot};
+use crate::daemon::protocol::Snapshot;
 
 /// States a run does not leave by itself.
 const ENDED: [&str; 3] = ["done", "failed", "cancelled"];
@@ -39,16 +39,16 @@ impl Ended {
 /// Runs listed in `before` in a state that was not an end, and listed in
 /// `after` in one (done, failed or cancelled), in `after`'s order.
 pub fn ended(before: &Snapshot, after: &Snapshot) -> Vec<Ended> {
-    let was_live = |run: &RunInfo| {
-        before
-            .runs
-            .iter()
-            .any(|b| b.id == run.id && !ENDED.contains(&b.state.as_str()))
-    };
+    let was_live: std::collections::HashSet<&str> = before
+        .runs
+        .iter()
+        .filter(|b| !ENDED.contains(&b.state.as_str()))
+        .map(|b| b.id.as_str())
+        .collect();
     after
         .runs
         .iter()
-        .filter(|r| ENDED.contains(&r.state.as_str()) && was_live(r))
+        .filter(|r| ENDED.contains(&r.state.as_str()) && was_live.contains(r.id.as_str()))
         .map(|r| Ended {
             id: r.id.clone(),
             name: r.name.clone(),
@@ -97,6 +97,7 @@ pub fn escape_sequences(run: &Ended, in_tmux: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::protocol::RunInfo;
 
     fn run(id: &str, state: &str) -> RunInfo {
         RunInfo {
